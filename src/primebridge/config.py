@@ -1,0 +1,291 @@
+"""Configuration: one TOML file plus ``PRIMEBRIDGE__SECTION__KEY`` environment overrides.
+
+Secrets are never written in the file itself: a secret field holds ``env:NAME`` or ``file:PATH``
+and is resolved when used, so the parsed config can be printed or logged without leaking them.
+Every key is documented in docs/configuration.md; a bad value is reported with its dotted key.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from primebridge.domain.errors import ConfigError
+from primebridge.domain.routing import MissingPrimeData, OtherLines, RoutingPolicy
+
+ENV_PREFIX = "PRIMEBRIDGE__"
+
+
+class Secret(str):
+    """A reference to a secret (``env:NAME`` / ``file:PATH``); ``str()`` never shows the value."""
+
+    def reveal(self) -> str:
+        ref = str.__str__(self)
+        if ref.startswith("env:"):
+            name = ref[4:]
+            if name not in os.environ:
+                raise ConfigError(f"secret environment variable {name} is not set")
+            return os.environ[name]
+        if ref.startswith("file:"):
+            path = Path(ref[5:])
+            try:
+                return path.read_text().strip()
+            except OSError as exc:
+                raise ConfigError(f"secret file {path} cannot be read: {exc.strerror}") from exc
+        return ref
+
+    def __repr__(self) -> str:
+        ref = str.__str__(self)
+        return f"Secret({ref!r})" if ref.startswith(("env:", "file:")) else "Secret('***')"
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: Any) -> Any:
+        from pydantic_core import core_schema
+
+        return core_schema.no_info_after_validator_function(
+            cls, core_schema.str_schema(min_length=1),
+            serialization=core_schema.plain_serializer_function_ser_schema(repr))
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StoreConfig(_Section):
+    url: str = "sqlite:///var/primebridge.db"
+
+
+class RuntimeConfig(_Section):
+    worker_concurrency: int = Field(4, ge=1, le=64)
+    lease_seconds: float = Field(30.0, gt=0)
+    max_attempts: int = Field(10, ge=1)
+    backoff_base_seconds: float = Field(1.0, gt=0)
+    backoff_max_seconds: float = Field(300.0, gt=0)
+    poll_interval_seconds: float = Field(0.5, gt=0, le=10)
+
+
+class WebConfig(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=1, le=65535)
+    intake_token: Secret | None = None
+    public_url: str | None = None
+
+
+class AmazonConfig(_Section):
+    graphql_url: str = "https://api.buywithprime.amazon.com/graphql"
+    token_url: str = "https://api.buywithprime.amazon.com/token"
+    client_id: str = ""
+    client_secret: Secret = Secret("env:PRIMEBRIDGE_AMAZON_CLIENT_SECRET")
+    target_id: str = ""
+    target_id_header: str = "x-api-target-id"
+    api_access_key: Secret | None = None
+    api_version: str = "2024-11-01"
+    timeout_seconds: float = Field(30.0, gt=0)
+    token_renew_before_seconds: float = Field(120.0, ge=0)
+    order_link_url: str | None = None
+
+
+class RoutingConfig(_Section):
+    amazon_locations: list[str] = []
+    use_line_flag: bool = False
+    order_types: list[str] = []
+    statuses: list[str] = []
+    require_control_flag: bool = False
+    other_lines: OtherLines = OtherLines.MERCHANT
+    prime_shipping_methods: list[str] = []
+    delivery_speeds: dict[str, str] = {}
+    default_delivery_speed: str = "STANDARD"
+    missing_prime_data: MissingPrimeData = MissingPrimeData.REJECT
+    sku_map: dict[str, str] = {}
+    sku_map_file: Path | None = None
+    sku_identity_fallback: bool = True
+    alias_type: str = "OMS_ORDER_ID"
+    line_alias_type: str = "OMS_LINE_ID"
+
+    def policy(self) -> RoutingPolicy:
+        sku_map = dict(self.sku_map)
+        if self.sku_map_file is not None:
+            sku_map.update(load_sku_map(self.sku_map_file))
+        return RoutingPolicy(
+            amazon_locations=frozenset(self.amazon_locations),
+            use_line_flag=self.use_line_flag,
+            order_types=frozenset(self.order_types),
+            statuses=frozenset(self.statuses),
+            require_control_flag=self.require_control_flag,
+            other_lines=self.other_lines,
+            prime_shipping_methods=frozenset(self.prime_shipping_methods),
+            delivery_speeds=dict(self.delivery_speeds),
+            default_delivery_speed=self.default_delivery_speed,
+            missing_prime_data=self.missing_prime_data,
+            sku_map=sku_map,
+            sku_identity_fallback=self.sku_identity_fallback,
+            alias_type=self.alias_type,
+            line_alias_type=self.line_alias_type,
+        )
+
+
+def load_sku_map(path: Path) -> dict[str, str]:
+    """CSV with the columns ``oms_item,amazon_sku``."""
+    try:
+        with path.open(newline="") as fh:
+            rows = list(csv.DictReader(fh))
+    except OSError as exc:
+        raise ConfigError(f"routing.sku_map_file {path}: {exc.strerror}") from exc
+    if rows and not {"oms_item", "amazon_sku"} <= set(rows[0]):
+        raise ConfigError(f"routing.sku_map_file {path}: needs the columns oms_item,amazon_sku")
+    return {row["oms_item"].strip(): row["amazon_sku"].strip() for row in rows if row.get("oms_item")}
+
+
+class SapFieldsConfig(_Section):
+    """Where the Amazon data lives in SAP. Text ids are the merchant's own (Z...) text types."""
+
+    amazon_order_text_id: str = "Z001"
+    amazon_line_text_id: str = "Z002"
+    control_text_id: str = "Z003"
+    delivery_preview_text_id: str = "Z004"
+    delivery_offer_text_id: str = "Z005"
+    shopper_token_text_id: str = "Z006"
+    text_language: str = "EN"
+    ship_to_partner_function: str = "WE"
+    sold_to_partner_function: str = "AG"
+
+
+class SapConfig(_Section):
+    enabled: bool = False
+    base_url: str = "http://127.0.0.1:8102"
+    sales_order_service: str = "/sap/opu/odata/sap/API_SALES_ORDER_SRV"
+    sap_client: str | None = None
+    auth: Literal["basic", "oauth"] = "basic"
+    username: str = ""
+    password: Secret | None = None
+    token_url: str | None = None
+    client_id: str = ""
+    client_secret: Secret | None = None
+    page_size: int = Field(100, ge=1, le=5000)
+    timeout_seconds: float = Field(30.0, gt=0)
+    sync_interval_seconds: float = Field(300.0, gt=0)
+    initial_watermark: str = "1970-01-01T00:00:00Z"
+    fields: SapFieldsConfig = SapFieldsConfig()
+    routing: RoutingConfig = RoutingConfig(order_types=["OR"], require_control_flag=False)
+
+
+class NetSuiteFieldsConfig(_Section):
+    amazon_order_field: str = "custbody_pb_amazon_order_id"
+    amazon_line_field: str = "custcol_pb_amazon_line_id"
+    amazon_flag_field: str = "custcol_pb_amazon_fulfilled"
+    hold_field: str | None = "custbody_pb_hold"
+    delivery_preview_field: str = "custcol_pb_delivery_preview_id"
+    delivery_offer_field: str = "custcol_pb_delivery_offer_id"
+    shopper_token_field: str = "custbody_pb_shopper_token"
+    pending_approval_status: str = "A"
+
+
+class NetSuiteConfig(_Section):
+    enabled: bool = False
+    account_id: str = ""
+    base_url: str | None = None
+    auth: Literal["tba", "oauth2"] = "tba"
+    consumer_key: str = ""
+    consumer_secret: Secret | None = None
+    token_id: str = ""
+    token_secret: Secret | None = None
+    client_id: str = ""
+    certificate_id: str = ""
+    private_key: Secret | None = None
+    token_url: str | None = None
+    concurrency: int = Field(4, ge=1, le=64)
+    page_size: int = Field(1000, ge=1, le=1000)
+    timeout_seconds: float = Field(30.0, gt=0)
+    sync_interval_seconds: float = Field(300.0, gt=0)
+    initial_watermark: str = "1970-01-01T00:00:00Z"
+    integration_user_id: str | None = None
+    fields: NetSuiteFieldsConfig = NetSuiteFieldsConfig()
+    routing: RoutingConfig = RoutingConfig(use_line_flag=True, statuses=["A", "B"])
+
+    @field_validator("account_id")
+    @classmethod
+    def _account(cls, value: str) -> str:
+        return value.strip()
+
+    def resolved_base_url(self) -> str:
+        if self.base_url:
+            return self.base_url.rstrip("/")
+        if not self.account_id:
+            raise ConfigError("netsuite.account_id or netsuite.base_url must be set")
+        host = self.account_id.lower().replace("_", "-")
+        return f"https://{host}.suitetalk.api.netsuite.com"
+
+
+class NotifyConfig(_Section):
+    kind: Literal["log", "webhook", "smtp"] = "log"
+    webhook_url: str | None = None
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_from: str | None = None
+    smtp_to: list[str] = []
+
+
+class Settings(_Section):
+    store: StoreConfig = StoreConfig()
+    runtime: RuntimeConfig = RuntimeConfig()
+    web: WebConfig = WebConfig()
+    amazon: AmazonConfig = AmazonConfig()
+    sap: SapConfig = SapConfig()
+    netsuite: NetSuiteConfig = NetSuiteConfig()
+    notify: NotifyConfig = NotifyConfig()
+    log_level: str = "INFO"
+    log_format: Literal["console", "json"] = "console"
+
+
+def _apply_env(data: dict[str, Any], environ: dict[str, str]) -> None:
+    for key, value in environ.items():
+        if not key.startswith(ENV_PREFIX):
+            continue
+        path = [part.lower() for part in key[len(ENV_PREFIX):].split("__") if part]
+        node = data
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"environment override {key}: {'.'.join(path[:-1])} is not a section")
+        node[path[-1]] = _parse_env_value(value)
+
+
+def _parse_env_value(value: str) -> Any:
+    """Environment values are TOML literals when they parse as such (``true``, ``4``, ``["a"]``)."""
+    try:
+        return tomllib.loads(f"v = {value}")["v"]
+    except tomllib.TOMLDecodeError:
+        return value
+
+
+def _error_text(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"]) or "(top)"
+        lines.append(f"{key}: {err['msg']}")
+    return "invalid configuration:\n  " + "\n  ".join(lines)
+
+
+def load_settings(path: Path | None = None, environ: dict[str, str] | None = None) -> Settings:
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            data = tomllib.loads(Path(path).read_text())
+        except FileNotFoundError as exc:
+            raise ConfigError(f"config file {path} does not exist") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+    _apply_env(data, dict(os.environ if environ is None else environ))
+    return settings_from_dict(data)
+
+
+def settings_from_dict(data: dict[str, Any]) -> Settings:
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_error_text(exc)) from exc

@@ -1,0 +1,1 @@
+"""Clients for the systems primebridge talks to; each folder holds auth, errors and field mapping."""

@@ -1,0 +1,1 @@
+"""The canonical model and the pure rules: no I/O lives below this folder."""

@@ -1,0 +1,1 @@
+"""The durable runtime: store, jobs with leases, retries, dead letters, audit, schedules."""
