@@ -7,7 +7,9 @@ swappable the same way (tests use the sandboxes through the real connectors, not
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import Protocol
 
 from primebridge.domain.model import Alias, AmazonOrder, ExecutionState, FulfillmentRequest, SalesOrder
@@ -49,4 +51,48 @@ class SalesOrderSystem(Protocol):
     def write_amazon_ids(self, order: SalesOrder, amazon_order_id: str,
                          line_ids: Mapping[str, str]) -> None:
         """Store the Amazon order id and ``{oms line id: amazon line id}`` on the order; idempotent."""
+        ...
+
+
+class LinkState(StrEnum):
+    """Where one OMS order stands with Amazon. ``INTENT`` is written before ``createOrder`` is called,
+    so after a crash the next attempt knows to look the order up by alias before creating it."""
+
+    INTENT = "intent"
+    CREATED = "created"
+    WRITTEN_BACK = "written_back"
+    REJECTED = "rejected"
+    NOT_FOR_AMAZON = "not_for_amazon"
+
+
+@dataclass(frozen=True, slots=True)
+class OrderLink:
+    oms: str
+    oms_order_id: str
+    state: LinkState
+    alias: Alias | None = None
+    amazon_order_id: str | None = None
+    line_ids: dict[str, str] = field(default_factory=dict)
+    fingerprint: str | None = None
+    reason: str | None = None
+
+
+class FulfillmentStore(Protocol):
+    """What the fulfill flow keeps durably: cross-references, watermarks, follow-up jobs, notes."""
+
+    def get_order_link(self, oms: str, oms_order_id: str) -> OrderLink | None: ...
+
+    def save_order_link(self, link: OrderLink) -> None:
+        """Upsert, committed before returning: the flow relies on it to survive a crash."""
+        ...
+
+    def note(self, operation: str, status: str, detail: str) -> None:
+        """An audit entry for a decision (rejected, adopted, ignored), filed under the current order."""
+        ...
+
+    def get_watermark(self, name: str) -> str | None: ...
+
+    def enqueue_order_syncs(self, oms: str, order_ids: list[str], *, watermark: tuple[str, str] | None,
+                            message_id: int | None = None) -> int:
+        """Enqueue "sync order" jobs and advance a watermark in one transaction; returns jobs added."""
         ...

@@ -7,6 +7,7 @@ the seam tests use to swap in an in-process sandbox (``httpx.WSGITransport``/``A
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import time
@@ -61,12 +62,11 @@ def redact_body(body: bytes, content_type: str | None) -> str:
     text = body[:MAX_BODY * 4].decode("utf-8", errors="replace")
     ctype = (content_type or "").lower()
     if "json" in ctype or text.lstrip().startswith(("{", "[")):
-        try:
+        with contextlib.suppress(ValueError):
             text = json.dumps(redact_json(json.loads(text)), separators=(",", ":"))
-        except ValueError:
-            pass
     elif "x-www-form-urlencoded" in ctype:
-        pairs = [(k, "***" if SECRET_KEY.search(k) else v) for k, v in parse_qsl(text, keep_blank_values=True)]
+        pairs = [(k, "***" if SECRET_KEY.search(k) else v)
+                 for k, v in parse_qsl(text, keep_blank_values=True)]
         text = urlencode(pairs)
     return text[:MAX_BODY]
 
@@ -120,13 +120,11 @@ class AuditedTransport(httpx.BaseTransport):
 
     def _emit(self, request: httpx.Request, status: str, started: float, req: str, resp: str,
               http_status: int | None) -> None:
-        try:
+        with contextlib.suppress(Exception):
             self._sink.record(AuditEntry(
                 system=self._system, operation=self._operation(request), status=status,
                 duration_ms=(time.perf_counter() - started) * 1000, request=req, response=resp,
                 correlation=context.current(), http_status=http_status))
-        except Exception:  # noqa: BLE001 - auditing must never break the call it describes
-            pass
 
     def close(self) -> None:
         self._inner.close()

@@ -21,7 +21,8 @@ class Correlation:
     message_id: int | None = None
 
 
-_current: ContextVar[Correlation] = ContextVar("primebridge_correlation", default=Correlation())
+_EMPTY = Correlation()
+_current: ContextVar[Correlation] = ContextVar("primebridge_correlation", default=_EMPTY)
 
 
 def current() -> Correlation:

@@ -1,0 +1,110 @@
+"""The SQL implementation of the flows' store port (cross-references, watermarks, jobs, notes)."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from sqlalchemy import select
+
+from primebridge.domain.model import Alias
+from primebridge.ports import LinkState, OrderLink
+from primebridge.runtime import jobs
+from primebridge.runtime.audit import StoreAudit
+from primebridge.runtime.db import Database
+from primebridge.runtime.tables import Watermark, Xref
+
+ORDER, LINE = "order", "line"
+SYNC_ORDER = "fulfill.sync_order"
+
+
+def order_key(oms: str, order_id: str) -> str:
+    """The ordering key: every job about one OMS order runs one at a time, in order."""
+    return f"{oms}:order:{order_id}"
+
+
+class SqlStore:
+    def __init__(self, db: Database, audit: StoreAudit, *, max_attempts: int) -> None:
+        self.db = db
+        self.audit = audit
+        self.max_attempts = max_attempts
+
+    # -- cross-references ----------------------------------------------------------------------
+
+    def get_order_link(self, oms: str, oms_order_id: str) -> OrderLink | None:
+        with self.db.transaction() as session:
+            row = session.scalar(select(Xref).where(
+                Xref.kind == ORDER, Xref.oms == oms, Xref.oms_key == oms_order_id))
+            if row is None:
+                return None
+            detail = json.loads(row.detail or "{}")
+        alias = detail.get("alias")
+        return OrderLink(
+            oms=oms, oms_order_id=oms_order_id, state=LinkState(row.state),
+            alias=Alias(alias[0], alias[1]) if alias else None, amazon_order_id=row.amazon_key,
+            line_ids=detail.get("line_ids", {}), fingerprint=detail.get("fingerprint"),
+            reason=detail.get("reason"))
+
+    def save_order_link(self, link: OrderLink) -> None:
+        now = time.time()
+        detail = json.dumps({
+            "alias": [link.alias.alias_type, link.alias.alias_id] if link.alias else None,
+            "line_ids": link.line_ids, "fingerprint": link.fingerprint, "reason": link.reason,
+        })
+        with self.db.transaction() as session:
+            self._upsert(session, ORDER, link.oms, link.oms_order_id, link.amazon_order_id, link.state,
+                         detail, now)
+            for oms_line, amazon_line in link.line_ids.items():
+                self._upsert(session, LINE, link.oms, f"{link.oms_order_id}/{oms_line}", amazon_line,
+                             "linked", None, now)
+
+    @staticmethod
+    def _upsert(session: object, kind: str, oms: str, key: str, amazon: str | None, state: str,
+                detail: str | None, now: float) -> None:
+        from sqlalchemy.orm import Session
+
+        assert isinstance(session, Session)
+        row = session.scalar(select(Xref).where(Xref.kind == kind, Xref.oms == oms, Xref.oms_key == key))
+        if row is None:
+            session.add(Xref(kind=kind, oms=oms, oms_key=key, amazon_key=amazon, state=state,
+                             detail=detail, updated_at=now))
+        else:
+            row.amazon_key, row.state, row.updated_at = amazon, state, now
+            if detail is not None:
+                row.detail = detail
+
+    def order_links(self, oms: str | None = None) -> list[OrderLink]:
+        with self.db.transaction() as session:
+            query = select(Xref.oms, Xref.oms_key).where(Xref.kind == ORDER).order_by(Xref.id)
+            if oms:
+                query = query.where(Xref.oms == oms)
+            keys = session.execute(query).all()
+        return [link for o, k in keys if (link := self.get_order_link(o, k)) is not None]
+
+    # -- notes, watermarks, jobs ----------------------------------------------------------------
+
+    def note(self, operation: str, status: str, detail: str) -> None:
+        self.audit.note(operation, status, detail)
+
+    def get_watermark(self, name: str) -> str | None:
+        with self.db.transaction() as session:
+            row = session.get(Watermark, name)
+            return row.value if row else None
+
+    def enqueue_order_syncs(self, oms: str, order_ids: list[str], *, watermark: tuple[str, str] | None,
+                            message_id: int | None = None) -> int:
+        added = 0
+        with self.db.transaction() as session:
+            for order_id in order_ids:
+                job_id = jobs.enqueue(session, SYNC_ORDER, {"oms": oms, "order_id": order_id},
+                                      ordering_key=order_key(oms, order_id),
+                                      max_attempts=self.max_attempts, message_id=message_id, coalesce=True)
+                added += job_id is not None
+            if watermark is not None:
+                name, value = watermark
+                row = session.get(Watermark, name)
+                if row is None:
+                    session.add(Watermark(name=name, value=value, updated_at=time.time()))
+                elif value > row.value:
+                    row.value, row.updated_at = value, time.time()
+        return added

@@ -1,0 +1,58 @@
+"""Runs a sandbox ASGI app on a real loopback port in a background thread.
+
+The connectors are synchronous httpx clients, which cannot call an ASGI app in-process; a real
+server also exercises the same HTTP stack a merchant's deployment does.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from types import TracebackType
+
+import uvicorn
+from starlette.types import ASGIApp
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+class ThreadedServer:
+    """``with ThreadedServer(app) as srv: srv.url`` — starts uvicorn, waits until it listens."""
+
+    def __init__(self, app: ASGIApp, host: str = "127.0.0.1", port: int = 0, name: str = "sandbox") -> None:
+        self.host = host
+        self.port = port or free_port(host)
+        self.name = name
+        self._server = uvicorn.Server(uvicorn.Config(
+            app, host=host, port=self.port, log_level="warning", access_log=False, lifespan="off",
+            timeout_keep_alive=30, backlog=2048))
+        self._thread = threading.Thread(target=self._server.run, name=f"{name}-server", daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self, timeout: float = 10.0) -> ThreadedServer:
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"{self.name} server did not start on {self.url}")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=5)
+
+    def __enter__(self) -> ThreadedServer:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
