@@ -73,6 +73,7 @@ class WebConfig(_Section):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)
     intake_token: Secret | None = None
+    admin_token: Secret | None = None
     public_url: str | None = None
 
 

@@ -1,0 +1,1 @@
+"""How primebridge is started: the ``primebridge`` CLI and the one ASGI app."""

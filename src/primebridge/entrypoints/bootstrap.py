@@ -1,0 +1,115 @@
+"""Composition root: builds the store, connectors and flows from the settings, in one place.
+
+Everything else receives what it needs from here (as in cosmicpython's ``bootstrap.py``), so a
+test or the demo can build the same service pointed at the sandboxes.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import httpx
+
+from primebridge.config import Settings
+from primebridge.domain.errors import PermanentError
+from primebridge.flows.fulfill_with_amazon import FulfillWithAmazon
+from primebridge.ports import AmazonOrders, SalesOrderSystem
+from primebridge.runtime import migrate
+from primebridge.runtime.audit import StoreAudit
+from primebridge.runtime.db import Database
+from primebridge.runtime.jobs import ClaimedJob, JobQueue
+from primebridge.runtime.scheduler import Schedule, Scheduler
+from primebridge.runtime.store import SYNC_ORDER, SqlStore
+from primebridge.runtime.worker import Handler, RetryPolicy, Worker
+
+
+@dataclass
+class Service:
+    settings: Settings
+    db: Database
+    audit: StoreAudit
+    store: SqlStore
+    queue: JobQueue
+    amazon: AmazonOrders
+    oms: dict[str, SalesOrderSystem]
+    fulfill: dict[str, FulfillWithAmazon] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name, system in self.oms.items():
+            routing = (self.settings.sap if name == "sap" else self.settings.netsuite).routing
+            self.fulfill[name] = FulfillWithAmazon(oms=system, amazon=self.amazon, store=self.store,
+                                                   policy=routing.policy())
+
+    def _flow(self, oms: str) -> FulfillWithAmazon:
+        flow = self.fulfill.get(oms)
+        if flow is None:
+            raise PermanentError(f"OMS {oms!r} is not enabled in the configuration")
+        return flow
+
+    def _sync_order(self, job: ClaimedJob) -> str:
+        return self._flow(str(job.payload["oms"])).sync_order(str(job.payload["order_id"]))
+
+    def handlers(self) -> dict[str, Handler]:
+        return {SYNC_ORDER: self._sync_order}
+
+    def pull_orders(self, oms: str) -> int:
+        cfg = self.settings.sap if oms == "sap" else self.settings.netsuite
+        return self._flow(oms).pull_changes(datetime.fromisoformat(cfg.initial_watermark))
+
+    def schedules(self) -> list[Schedule]:
+        intervals = {"sap": self.settings.sap.sync_interval_seconds,
+                     "netsuite": self.settings.netsuite.sync_interval_seconds}
+        return [Schedule(f"pull.{oms}.sales_orders", intervals[oms],
+                         lambda oms=oms: self.pull_orders(oms)) for oms in self.fulfill]
+
+    def worker(self, name: str | None = None, concurrency: int | None = None) -> Worker:
+        rt = self.settings.runtime
+        return Worker(self.queue, self.handlers(), concurrency=concurrency or rt.worker_concurrency,
+                      poll_interval=rt.poll_interval_seconds,
+                      retry=RetryPolicy(base=rt.backoff_base_seconds, cap=rt.backoff_max_seconds),
+                      name=name)
+
+    def scheduler(self, runner: str) -> Scheduler:
+        return Scheduler(self.db, self.schedules(), runner=runner)
+
+    def close(self) -> None:
+        self.db.dispose()
+
+
+@dataclass(frozen=True)
+class Transports:
+    """Optional transports per system (tests); ``None`` means real HTTP to the configured URL."""
+
+    amazon: httpx.BaseTransport | None = None
+    sap: httpx.BaseTransport | None = None
+    netsuite: httpx.BaseTransport | None = None
+
+
+_migrated: set[str] = set()
+_migrate_lock = threading.Lock()
+
+
+def build(settings: Settings, *, upgrade_db: bool = True, transports: Transports | None = None) -> Service:
+    from primebridge.connectors.amazon import build_amazon_orders
+    from primebridge.connectors.netsuite import build_netsuite_orders
+    from primebridge.connectors.sap import build_sap_orders
+
+    transports = transports or Transports()
+    db = Database(settings.store.url)
+    if upgrade_db:
+        with _migrate_lock:
+            if db.url not in _migrated:
+                migrate.upgrade(db)
+                _migrated.add(db.url)
+    audit = StoreAudit(db)
+    store = SqlStore(db, audit, max_attempts=settings.runtime.max_attempts)
+    amazon = build_amazon_orders(settings.amazon, audit=audit, transport=transports.amazon)
+    oms: dict[str, SalesOrderSystem] = {}
+    if settings.sap.enabled:
+        oms["sap"] = build_sap_orders(settings.sap, audit=audit, transport=transports.sap)
+    if settings.netsuite.enabled:
+        oms["netsuite"] = build_netsuite_orders(settings.netsuite, audit=audit, transport=transports.netsuite)
+    return Service(settings=settings, db=db, audit=audit, store=store,
+                   queue=JobQueue(db, lease_seconds=settings.runtime.lease_seconds), amazon=amazon, oms=oms)

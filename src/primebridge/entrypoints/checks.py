@@ -1,0 +1,72 @@
+"""``primebridge config check``: the config parses, and every configured system answers."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from rich.console import Console
+from rich.table import Table
+
+from primebridge.config import Settings
+from primebridge.domain.model import Alias
+
+
+def _store(settings: Settings) -> str:
+    from primebridge.runtime import migrate
+    from primebridge.runtime.db import Database
+
+    db = Database(settings.store.url)
+    try:
+        current, head = migrate.current_revision(db), migrate.head_revision()
+    finally:
+        db.dispose()
+    if current != head:
+        return f"reachable; schema at {current}, newest is {head}: run `primebridge db upgrade`"
+    return f"reachable; schema at {current}"
+
+
+def _amazon(settings: Settings) -> str:
+    from primebridge.connectors.amazon import build_amazon_orders
+
+    orders = build_amazon_orders(settings.amazon)
+    orders.get_order_by_alias(Alias(settings.sap.routing.alias_type, "primebridge-config-check"))
+    return f"token obtained and GraphQL answered at {settings.amazon.graphql_url}"
+
+
+def _oms(name: str) -> Callable[[Settings], str]:
+    def check(settings: Settings) -> str:
+        if name == "sap":
+            from primebridge.connectors.sap import build_sap_orders
+
+            system = build_sap_orders(settings.sap)
+            where = settings.sap.base_url
+        else:
+            from primebridge.connectors.netsuite import build_netsuite_orders
+
+            system = build_netsuite_orders(settings.netsuite)
+            where = settings.netsuite.resolved_base_url()
+        next(iter(system.changed_order_ids(datetime.now(UTC))), None)
+        return f"change query answered at {where}"
+    return check
+
+
+def run_checks(settings: Settings, console: Console) -> bool:
+    checks: list[tuple[str, Callable[[Settings], str]]] = [("configuration", lambda s: "valid"),
+                                                            ("store", _store), ("amazon", _amazon)]
+    if settings.sap.enabled:
+        checks.append(("sap", _oms("sap")))
+    if settings.netsuite.enabled:
+        checks.append(("netsuite", _oms("netsuite")))
+    table = Table("system", "result", "detail", "ms")
+    ok = True
+    for name, check in checks:
+        started = time.perf_counter()
+        try:
+            detail, result = check(settings), "[green]ok[/green]"
+        except Exception as exc:
+            detail, result, ok = f"{type(exc).__name__}: {exc}", "[red]failed[/red]", False
+        table.add_row(name, result, detail, f"{(time.perf_counter() - started) * 1000:.0f}")
+    console.print(table)
+    return ok
