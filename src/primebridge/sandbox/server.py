@@ -56,3 +56,26 @@ class ThreadedServer:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.stop()
+
+
+def start_all(*, host: str = "127.0.0.1", amazon_port: int = 0, sap_port: int = 0,
+              netsuite_port: int = 0) -> dict[str, ThreadedServer]:
+    """Start the three sandboxes with their default credentials (see ``sandbox/profile.py``)."""
+    from primebridge.sandbox.amazon import create_app as amazon_app
+    from primebridge.sandbox.netsuite import create_app as netsuite_app
+    from primebridge.sandbox.sap import create_app as sap_app
+
+    servers = {
+        "amazon": ThreadedServer(amazon_app(), host, amazon_port, name="amazon"),
+        "sap": ThreadedServer(sap_app(), host, sap_port, name="sap"),
+        "netsuite": ThreadedServer(netsuite_app(), host, netsuite_port, name="netsuite"),
+    }
+    started: dict[str, ThreadedServer] = {}
+    try:
+        for name, server in servers.items():
+            started[name] = server.start()
+    except Exception:
+        for server in started.values():
+            server.stop()
+        raise
+    return started

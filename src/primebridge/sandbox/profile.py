@@ -1,0 +1,55 @@
+"""Settings that point primebridge at the sandboxes, with the sandboxes' default credentials.
+
+Used by ``primebridge demo``, the tests and the benchmarks, and printed by the docs as the
+starting point of a merchant's own ``primebridge.toml``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from primebridge.config import Settings, settings_from_dict
+
+SAP_AMAZON_PLANT = "AMZ1"
+SAP_OTHER_PLANT = "1010"
+SAP_PRIME_SHIPPING_CONDITION = "P1"
+NETSUITE_AMAZON_LOCATION = "7"
+NETSUITE_OTHER_LOCATION = "1"
+NETSUITE_PRIME_SHIP_METHOD = "501"
+
+
+def sandbox_settings(*, amazon_url: str, sap_url: str, netsuite_url: str, store_url: str,
+                     overrides: dict[str, Any] | None = None) -> Settings:
+    data: dict[str, Any] = {
+        "store": {"url": store_url},
+        "runtime": {"backoff_base_seconds": 0.2, "backoff_max_seconds": 5.0, "lease_seconds": 15.0,
+                    "poll_interval_seconds": 0.2},
+        "amazon": {
+            "graphql_url": f"{amazon_url}/graphql", "token_url": f"{amazon_url}/token",
+            "client_id": "sandbox-client", "client_secret": "sandbox-secret", "target_id": "sandbox-target",
+        },
+        "sap": {
+            "enabled": True, "base_url": sap_url, "username": "sandbox", "password": "sandbox",
+            "routing": {
+                "amazon_locations": [SAP_AMAZON_PLANT], "order_types": ["OR"], "require_control_flag": True,
+                "prime_shipping_methods": [SAP_PRIME_SHIPPING_CONDITION],
+                "delivery_speeds": {SAP_PRIME_SHIPPING_CONDITION: "STANDARD"},
+            },
+        },
+        "netsuite": {
+            "enabled": True, "account_id": "TSTDRV1234567", "base_url": netsuite_url, "auth": "tba",
+            "consumer_key": "sandbox-ck", "consumer_secret": "sandbox-cs", "token_id": "sandbox-tid",
+            "token_secret": "sandbox-ts",
+            "routing": {
+                "amazon_locations": [NETSUITE_AMAZON_LOCATION], "use_line_flag": True,
+                "statuses": ["A", "B"], "prime_shipping_methods": [NETSUITE_PRIME_SHIP_METHOD],
+            },
+        },
+    }
+    for dotted, value in (overrides or {}).items():
+        node = data
+        *parents, leaf = dotted.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return settings_from_dict(data)
