@@ -21,11 +21,24 @@ from primebridge.domain.routing import MissingPrimeData, OtherLines, RoutingPoli
 ENV_PREFIX = "PRIMEBRIDGE__"
 
 
-class Secret(str):
-    """A reference to a secret (``env:NAME`` / ``file:PATH``); ``str()`` never shows the value."""
+class Secret:
+    """A reference to a secret (``env:NAME`` / ``file:PATH``, or a literal for sandboxes).
+
+    Not a ``str`` on purpose: ``str()``, f-strings, ``repr`` and JSON serialisation all show the
+    reference or ``***``, never a literal value, so a logged or dumped config cannot leak it.
+    """
+
+    __slots__ = ("_ref",)
+
+    def __init__(self, ref: str) -> None:
+        self._ref = ref
+
+    @property
+    def is_reference(self) -> bool:
+        return self._ref.startswith(("env:", "file:"))
 
     def reveal(self) -> str:
-        ref = str.__str__(self)
+        ref = self._ref
         if ref.startswith("env:"):
             name = ref[4:]
             if name not in os.environ:
@@ -39,9 +52,21 @@ class Secret(str):
                 raise ConfigError(f"secret file {path} cannot be read: {exc.strerror}") from exc
         return ref
 
+    def reference(self) -> str:
+        """What a config file would hold: the reference itself, or ``***`` for a literal."""
+        return self._ref if self.is_reference else "***"
+
+    def __str__(self) -> str:
+        return self.reference()
+
     def __repr__(self) -> str:
-        ref = str.__str__(self)
-        return f"Secret({ref!r})" if ref.startswith(("env:", "file:")) else "Secret('***')"
+        return f"Secret({self.reference()!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._ref == self._ref
+
+    def __hash__(self) -> int:
+        return hash(self._ref)
 
     @classmethod
     def __get_pydantic_core_schema__(cls, source: Any, handler: Any) -> Any:
@@ -49,7 +74,7 @@ class Secret(str):
 
         return core_schema.no_info_after_validator_function(
             cls, core_schema.str_schema(min_length=1),
-            serialization=core_schema.plain_serializer_function_ser_schema(repr))
+            serialization=core_schema.plain_serializer_function_ser_schema(lambda s: s.reference()))
 
 
 class _Section(BaseModel):
@@ -81,7 +106,7 @@ class AmazonConfig(_Section):
     graphql_url: str = "https://api.buywithprime.amazon.com/graphql"
     token_url: str = "https://api.buywithprime.amazon.com/token"
     client_id: str = ""
-    client_secret: Secret = Secret("env:PRIMEBRIDGE_AMAZON_CLIENT_SECRET")
+    client_secret: Secret = Field(default_factory=lambda: Secret("env:PRIMEBRIDGE_AMAZON_CLIENT_SECRET"))
     target_id: str = ""
     target_id_header: str = "x-api-target-id"
     api_access_key: Secret | None = None
@@ -130,16 +155,28 @@ class RoutingConfig(_Section):
         )
 
 
+class SapRoutingConfig(RoutingConfig):
+    order_types: list[str] = ["OR"]
+
+
+class NetSuiteRoutingConfig(RoutingConfig):
+    use_line_flag: bool = True
+    statuses: list[str] = ["A", "B"]
+
+
 def load_sku_map(path: Path) -> dict[str, str]:
-    """CSV with the columns ``oms_item,amazon_sku``."""
+    """CSV with the columns ``oms_item,amazon_sku`` (a byte-order mark, as Excel writes, is fine).
+    A relative path is read from the working directory of the primebridge process."""
     try:
-        with path.open(newline="") as fh:
-            rows = list(csv.DictReader(fh))
+        with path.open(newline="", encoding="utf-8-sig") as fh:
+            reader = csv.DictReader(fh)
+            if not {"oms_item", "amazon_sku"} <= set(reader.fieldnames or ()):
+                raise ConfigError(f"routing.sku_map_file {path}: needs the columns oms_item,amazon_sku, "
+                                  f"found {', '.join(reader.fieldnames or ()) or 'none'}")
+            rows = list(reader)
     except OSError as exc:
         raise ConfigError(f"routing.sku_map_file {path}: {exc.strerror}") from exc
-    if rows and not {"oms_item", "amazon_sku"} <= set(rows[0]):
-        raise ConfigError(f"routing.sku_map_file {path}: needs the columns oms_item,amazon_sku")
-    return {row["oms_item"].strip(): row["amazon_sku"].strip() for row in rows if row.get("oms_item")}
+    return {row["oms_item"].strip(): (row["amazon_sku"] or "").strip() for row in rows if row.get("oms_item")}
 
 
 class SapFieldsConfig(_Section):
@@ -172,7 +209,7 @@ class SapConfig(_Section):
     sync_interval_seconds: float = Field(300.0, gt=0)
     initial_watermark: str = "1970-01-01T00:00:00Z"
     fields: SapFieldsConfig = SapFieldsConfig()
-    routing: RoutingConfig = RoutingConfig(order_types=["OR"], require_control_flag=False)
+    routing: SapRoutingConfig = SapRoutingConfig()
 
 
 class NetSuiteFieldsConfig(_Section):
@@ -206,7 +243,7 @@ class NetSuiteConfig(_Section):
     initial_watermark: str = "1970-01-01T00:00:00Z"
     integration_user_id: str | None = None
     fields: NetSuiteFieldsConfig = NetSuiteFieldsConfig()
-    routing: RoutingConfig = RoutingConfig(use_line_flag=True, statuses=["A", "B"])
+    routing: NetSuiteRoutingConfig = NetSuiteRoutingConfig()
 
     @field_validator("account_id")
     @classmethod
@@ -257,11 +294,14 @@ def _apply_env(data: dict[str, Any], environ: dict[str, str]) -> None:
 
 
 def _parse_env_value(value: str) -> Any:
-    """Environment values are TOML literals when they parse as such (``true``, ``4``, ``["a"]``)."""
-    try:
-        return tomllib.loads(f"v = {value}")["v"]
-    except tomllib.TOMLDecodeError:
-        return value
+    """Lists and tables are written as TOML literals (``["AMZ1", "AMZ2"]``); everything else stays
+    text and pydantic converts it for the key's type, so ``100`` stays a string where one is wanted."""
+    if value.lstrip().startswith(("[", "{")):
+        try:
+            return tomllib.loads(f"v = {value}")["v"]
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"environment value {value!r} is not a valid TOML list or table: {exc}") from exc
+    return value
 
 
 def _error_text(exc: ValidationError) -> str:

@@ -59,7 +59,8 @@ def redact_json(value: Any) -> Any:
 def redact_body(body: bytes, content_type: str | None) -> str:
     if not body:
         return ""
-    text = body[:MAX_BODY * 4].decode("utf-8", errors="replace")
+    # Parsed whole before truncation: a cut JSON document would not parse and would escape redaction.
+    text = body.decode("utf-8", errors="replace")
     ctype = (content_type or "").lower()
     if "json" in ctype or text.lstrip().startswith(("{", "[")):
         with contextlib.suppress(ValueError):

@@ -165,14 +165,15 @@ def decide(order: SalesOrder, policy: RoutingPolicy) -> Decision:
             delivery_offer_id=line.delivery_offer_id if prime else None,
             alias=line_alias(order, line, policy),
         ))
+    # Buy with Prime takes at most 40 lines: 20 Prime-eligible and 20 others, merchant lines included.
     prime_count = sum(1 for f in lines if f.provider is DeliveryProvider.AMAZON and f.prime)
-    other_count = sum(1 for f in lines if f.provider is DeliveryProvider.AMAZON and not f.prime)
+    other_count = len(lines) - prime_count
     if prime_count > MAX_AMAZON_PRIME_LINES:
         return Invalid(f"{prime_count} Prime lines; Amazon accepts at most {MAX_AMAZON_PRIME_LINES}",
                        "TooManyLines")
     if other_count > MAX_AMAZON_OTHER_LINES:
-        return Invalid(f"{other_count} non-Prime Amazon lines; Amazon accepts at most "
-                       f"{MAX_AMAZON_OTHER_LINES}", "TooManyLines")
+        return Invalid(f"{other_count} non-Prime lines (Amazon or merchant-fulfilled); "
+                       f"Amazon accepts at most {MAX_AMAZON_OTHER_LINES}", "TooManyLines")
     return Fulfill(FulfillmentRequest(
         oms=order.oms,
         oms_order_id=order.order_id,

@@ -88,6 +88,7 @@ class FulfillWithAmazon:
             # A previous attempt may have created the order and died before recording it.
             adopted = self.amazon.get_order_by_alias(link.alias)
             if adopted is not None:
+                context.add(amazon_order_id=adopted.order_id)
                 self.store.note("adopt", "ok",
                                 f"found Amazon order {adopted.order_id} by alias after a retry")
                 return self._settle_known(order, adopted, decision, digest)
@@ -110,12 +111,14 @@ class FulfillWithAmazon:
                 self._save(order, LinkState.INTENT, None, alias=request.alias)
                 try:
                     created = self.amazon.create_order(request)
+                    context.add(amazon_order_id=created.order_id)
                     self.store.note("create", "ok", f"Amazon order {created.order_id} created")
                 except AlreadyExists:
                     found = self.amazon.get_order_by_alias(request.alias)
                     if found is None:
                         raise TransientError(f"alias {request.alias.alias_id} conflicts but the order "
                                              "is not visible yet") from None
+                    context.add(amazon_order_id=found.order_id)
                     self.store.note("adopt", "ok", f"alias exists: adopted Amazon order {found.order_id}")
                     created = found
                 except Rejected as exc:

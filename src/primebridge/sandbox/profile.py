@@ -20,6 +20,13 @@ NETSUITE_PRIME_SHIP_METHOD = "501"
 
 def sandbox_settings(*, amazon_url: str, sap_url: str, netsuite_url: str, store_url: str,
                      overrides: dict[str, Any] | None = None) -> Settings:
+    return settings_from_dict(sandbox_config(amazon_url=amazon_url, sap_url=sap_url, netsuite_url=netsuite_url,
+                                             store_url=store_url, overrides=overrides))
+
+
+def sandbox_config(*, amazon_url: str, sap_url: str, netsuite_url: str, store_url: str,
+                   overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The raw config (what a ``primebridge.toml`` holds): ``tomli_w.dumps`` it for another process."""
     data: dict[str, Any] = {
         "store": {"url": store_url},
         "runtime": {"backoff_base_seconds": 0.2, "backoff_max_seconds": 5.0, "lease_seconds": 15.0,
@@ -52,4 +59,4 @@ def sandbox_settings(*, amazon_url: str, sap_url: str, netsuite_url: str, store_
         for part in parents:
             node = node.setdefault(part, {})
         node[leaf] = value
-    return settings_from_dict(data)
+    return data
