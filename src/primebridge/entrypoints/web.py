@@ -106,9 +106,9 @@ def create_app(service: Service) -> Starlette:
         return order_id, f"cloudevent:{event_id}" if event_id else None
 
     def parse_sap_soap(body: bytes) -> tuple[str, str | None]:
-        from primebridge.connectors.sap.soap import parse_soap_notification
+        from primebridge.connectors.sap.soap import parse_sales_order_notification
 
-        order_id = parse_soap_notification(body)
+        order_id = parse_sales_order_notification(body)
         # SOAP notifications carry no reliable message id in every release; the body digest makes a
         # redelivery of the same message a duplicate while a later change (new body) is not.
         return order_id, "soap:" + hashlib.sha256(body).hexdigest()

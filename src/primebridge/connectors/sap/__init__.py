@@ -1,0 +1,40 @@
+"""SAP S/4HANA over OData V2 (API_SALES_ORDER_SRV): client, auth, errors, mapping, notifications."""
+
+from __future__ import annotations
+
+import httpx
+
+from primebridge.config import SapConfig
+from primebridge.connectors.http import AuditSink, build_client
+from primebridge.connectors.sap.auth import SapAuth, SapBasicAuth, SapClientCredentials
+from primebridge.connectors.sap.odata import ODataClient
+from primebridge.connectors.sap.sales_orders import SapSalesOrders
+from primebridge.domain.errors import ConfigError
+
+__all__ = ["ODataClient", "SapAuth", "SapBasicAuth", "SapClientCredentials", "SapSalesOrders",
+           "build_sap_auth", "build_sap_orders"]
+
+
+def build_sap_auth(cfg: SapConfig, *, audit: AuditSink | None = None,
+                   transport: httpx.BaseTransport | None = None) -> SapAuth:
+    """The configured auth; checks the keys it needs so a gap shows at start, not on first call."""
+    if cfg.auth == "basic":
+        if not cfg.username or cfg.password is None:
+            raise ConfigError("sap.username and sap.password must be set for sap.auth = \"basic\"")
+        return SapBasicAuth(cfg.username, cfg.password)
+    if not cfg.token_url or not cfg.client_id or cfg.client_secret is None:
+        raise ConfigError("sap.token_url, sap.client_id and sap.client_secret must be set for "
+                          "sap.auth = \"oauth\"")
+    token_http = build_client(system="sap", base_url=cfg.token_url, timeout=cfg.timeout_seconds,
+                              audit=audit, transport=transport)
+    return SapClientCredentials(token_http, cfg.token_url, cfg.client_id, cfg.client_secret)
+
+
+def build_sap_orders(cfg: SapConfig, *, audit: AuditSink | None = None,
+                     transport: httpx.BaseTransport | None = None) -> SapSalesOrders:
+    http = build_client(system="sap", base_url=cfg.base_url, timeout=cfg.timeout_seconds, audit=audit,
+                        transport=transport)
+    auth = build_sap_auth(cfg, audit=audit, transport=transport)
+    client = ODataClient(http, cfg.sales_order_service, auth=auth, sap_client=cfg.sap_client,
+                         page_size=cfg.page_size)
+    return SapSalesOrders(client, cfg)
