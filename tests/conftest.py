@@ -30,7 +30,7 @@ def pg_available() -> str | None:
 
         with psycopg.connect(_pg_admin_url(), connect_timeout=3):
             return None
-    except Exception as exc:  # noqa: BLE001 - any failure means "not available", with the reason
+    except Exception as exc:
         return f"PostgreSQL not reachable at {PG_URL}: {type(exc).__name__}: {exc}"
 
 

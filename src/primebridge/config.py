@@ -113,7 +113,8 @@ class AmazonConfig(_Section):
     api_version: str = "2024-11-01"
     timeout_seconds: float = Field(30.0, gt=0)
     token_renew_before_seconds: float = Field(120.0, ge=0)
-    order_link_url: str | None = None
+    token_client_auth: Literal["basic", "body"] = "basic"
+    product_identifier: Literal["sku", "externalId", "amazonSku", "productId"] = "sku"
 
 
 class RoutingConfig(_Section):
@@ -132,6 +133,7 @@ class RoutingConfig(_Section):
     sku_identity_fallback: bool = True
     alias_type: str = "OMS_ORDER_ID"
     line_alias_type: str = "OMS_LINE_ID"
+    order_link_template: str | None = None
 
     def policy(self) -> RoutingPolicy:
         sku_map = dict(self.sku_map)
@@ -152,16 +154,23 @@ class RoutingConfig(_Section):
             sku_identity_fallback=self.sku_identity_fallback,
             alias_type=self.alias_type,
             line_alias_type=self.line_alias_type,
+            order_link_template=self.order_link_template,
         )
 
 
 class SapRoutingConfig(RoutingConfig):
     order_types: list[str] = ["OR"]
+    alias_type: str = "SAP_SALES_ORDER"
+    line_alias_type: str = "SAP_SALES_ORDER_ITEM"
 
 
 class NetSuiteRoutingConfig(RoutingConfig):
+    """Own alias types per OMS: SAP order 4711 and NetSuite order 4711 must not meet in one store."""
+
     use_line_flag: bool = True
     statuses: list[str] = ["A", "B"]
+    alias_type: str = "NETSUITE_SALES_ORDER"
+    line_alias_type: str = "NETSUITE_SALES_ORDER_LINE"
 
 
 def load_sku_map(path: Path) -> dict[str, str]:

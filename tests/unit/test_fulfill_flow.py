@@ -92,7 +92,7 @@ def test_new_order_is_created_once_and_ids_written_back(world: World) -> None:
     link = world.link()
     assert link.state is LinkState.WRITTEN_BACK and link.amazon_order_id == amazon_id
     assert link.alias == ORDER_ALIAS and link.line_ids == {"10": f"{amazon_id}-L1", "20": f"{amazon_id}-L2"}
-    assert link.fingerprint == fingerprint(stored)
+    assert link.fingerprint == fingerprint(stored, POLICY)
     # the intent was durable before Amazon was called
     assert world.store.history[0].state is LinkState.INTENT and world.store.history[0].alias == ORDER_ALIAS
     (note,) = world.store.notes_for("create")
@@ -118,7 +118,7 @@ def test_a_relevant_change_is_synced_but_not_created_again(world: World) -> None
     result = world.sync()
     assert "in sync" in result and world.amazon.count("create_order") == 1
     assert world.amazon.count("get_order") == 1 and world.link().amazon_order_id == amazon_id
-    assert world.link().fingerprint == fingerprint(world.oms.orders["4711"])
+    assert world.link().fingerprint == fingerprint(world.oms.orders["4711"], POLICY)
     assert world.sync().startswith("unchanged")
 
 
@@ -135,9 +135,9 @@ def test_fingerprint_ignores_what_primebridge_writes_back() -> None:
     order = sales_order()
     echoed = replace(order, amazon_order_id="322-X", changed_at=EPOCH, version="9",
                      lines=tuple(replace(line, amazon_line_id=f"L{i}") for i, line in enumerate(order.lines)))
-    assert fingerprint(echoed) == fingerprint(order)
-    assert fingerprint(sales_order(qty="3")) != fingerprint(order)
-    assert fingerprint(sales_order(on_hold=True)) != fingerprint(order)
+    assert fingerprint(echoed, POLICY) == fingerprint(order, POLICY)
+    assert fingerprint(sales_order(qty="3"), POLICY) != fingerprint(order, POLICY)
+    assert fingerprint(sales_order(on_hold=True), POLICY) != fingerprint(order, POLICY)
 
 
 # -- crashes, timeouts, conflicts ------------------------------------------------------------------
@@ -396,3 +396,18 @@ def test_watermark_text_is_fixed_width_utc() -> None:
     moment = datetime(2024, 3, 1, 9, 30, tzinfo=ZoneInfo("Europe/Berlin"))
     assert watermark_text(moment) == "2024-03-01T08:30:00.000000Z"
     assert watermark_text(datetime(2024, 3, 1, 8, 30, 0, 5, tzinfo=UTC)) > watermark_text(moment)
+
+
+def test_a_config_fix_lets_a_rejected_order_be_decided_again(world: World) -> None:
+    from dataclasses import replace as dc_replace
+
+    w = world
+    order = sales_order(item="UNMAPPED")
+    w.oms.put(order)
+    strict = dc_replace(POLICY, sku_identity_fallback=False)
+    w.flow.policy = strict
+    with pytest.raises(Rejected):
+        w.flow.sync_order("4711")
+    w.flow.policy = dc_replace(strict, sku_map={"UNMAPPED": "SKU-UNMAPPED", "LOCAL-1": "SKU-LOCAL-1"})
+    assert "created" in w.flow.sync_order("4711") or w.amazon.count("create_order") == 1
+    assert w.link().state is LinkState.WRITTEN_BACK

@@ -56,7 +56,10 @@ def redact_json(value: Any) -> Any:
     return value
 
 
-def redact_body(body: bytes, content_type: str | None) -> str:
+JsonRedactor = Callable[[Any], Any]
+
+
+def redact_body(body: bytes, content_type: str | None, extra: JsonRedactor | None = None) -> str:
     if not body:
         return ""
     # Parsed whole before truncation: a cut JSON document would not parse and would escape redaction.
@@ -64,7 +67,8 @@ def redact_body(body: bytes, content_type: str | None) -> str:
     ctype = (content_type or "").lower()
     if "json" in ctype or text.lstrip().startswith(("{", "[")):
         with contextlib.suppress(ValueError):
-            text = json.dumps(redact_json(json.loads(text)), separators=(",", ":"))
+            value = redact_json(json.loads(text))
+            text = json.dumps(extra(value) if extra else value, separators=(",", ":"))
     elif "x-www-form-urlencoded" in ctype:
         pairs = [(k, "***" if SECRET_KEY.search(k) else v)
                  for k, v in parse_qsl(text, keep_blank_values=True)]
@@ -90,7 +94,8 @@ def default_operation(request: httpx.Request) -> str:
 
 class AuditedTransport(httpx.BaseTransport):
     def __init__(self, inner: httpx.BaseTransport, system: str, sink: AuditSink,
-                 operation: OperationNamer = default_operation) -> None:
+                 operation: OperationNamer = default_operation, redact: JsonRedactor | None = None) -> None:
+        self._redact = redact
         self._inner = inner
         self._system = system
         self._sink = sink
@@ -102,7 +107,7 @@ class AuditedTransport(httpx.BaseTransport):
             "method": request.method,
             "url": redact_url(request.url),
             "headers": redact_headers(request.headers),
-            "body": redact_body(request.content, request.headers.get("content-type")),
+            "body": redact_body(request.content, request.headers.get("content-type"), self._redact),
         })
         try:
             response = self._inner.handle_request(request)
@@ -114,7 +119,7 @@ class AuditedTransport(httpx.BaseTransport):
         resp_text = json.dumps({
             "status": response.status_code,
             "headers": redact_headers(response.headers),
-            "body": redact_body(response.content, response.headers.get("content-type")),
+            "body": redact_body(response.content, response.headers.get("content-type"), self._redact),
         })
         self._emit(request, status, started, req_text, resp_text, response.status_code)
         return response
@@ -141,14 +146,17 @@ def build_client(
     operation: OperationNamer = default_operation,
     headers: dict[str, str] | None = None,
     max_connections: int = 20,
+    redact: JsonRedactor | None = None,
 ) -> httpx.Client:
+    """``redact`` masks values that key names cannot reveal as secret (an SAP long text holding a
+    shopper token, say); it runs on every JSON body after the generic key-based redaction."""
     inner = transport or httpx.HTTPTransport(
         limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
         retries=0)
     return httpx.Client(
         base_url=base_url,
         timeout=httpx.Timeout(timeout),
-        transport=AuditedTransport(inner, system, audit or NullAudit(), operation),
+        transport=AuditedTransport(inner, system, audit or NullAudit(), operation, redact),
         headers=headers,
         follow_redirects=False,
     )

@@ -58,6 +58,7 @@ class RoutingPolicy:
     sku_identity_fallback: bool = True
     alias_type: str = "OMS_ORDER_ID"
     line_alias_type: str = "OMS_LINE_ID"
+    order_link_template: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,7 +159,7 @@ def decide(order: SalesOrder, policy: RoutingPolicy) -> Decision:
             provider=DeliveryProvider.AMAZON if amazon else DeliveryProvider.MERCHANT,
             prime=prime,
             delivery_speed=speed if amazon else None,
-            title=line.title,
+            title=line.title or line.item,
             unit_price=line.unit_price,
             tax=line.tax,
             delivery_preview_id=line.delivery_preview_id if prime else None,
@@ -187,4 +188,6 @@ def decide(order: SalesOrder, policy: RoutingPolicy) -> Decision:
         shopper_identity_token=order.shopper_identity_token if prime_count else None,
         total=order.total,
         tax_total=order.tax_total,
+        order_link_url=(policy.order_link_template.replace("{order_id}", order.order_id)
+                        if policy.order_link_template else None),
     ))

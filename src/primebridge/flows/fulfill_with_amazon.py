@@ -22,12 +22,15 @@ PULL_BATCH = 200
 SETTLED = (LinkState.WRITTEN_BACK, LinkState.REJECTED, LinkState.NOT_FOR_AMAZON)
 
 
-def fingerprint(order: SalesOrder) -> str:
+def fingerprint(order: SalesOrder, policy: RoutingPolicy) -> str:
     """A digest of what matters to Amazon, leaving out what primebridge itself writes back, so the
-    change notification caused by our own write-back (an echo) is recognised and ignored."""
+    change notification caused by our own write-back (an echo) is recognised and ignored. The
+    routing policy is part of it: after a config fix (a SKU mapped, a location added) a rejected
+    order is decided again on its next sync or replay."""
     data = asdict(replace(order, amazon_order_id=None, changed_at=None, version=None,
                           lines=tuple(replace(line, amazon_line_id=None) for line in order.lines)))
-    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:32]
+    text = json.dumps([data, repr(policy)], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
 def watermark_text(moment: datetime) -> str:
@@ -75,7 +78,7 @@ class FulfillWithAmazon:
         if order is None:
             raise Rejected(f"{self.oms.name} has no sales order {order_id}", code="UnknownOrder")
         link = self.store.get_order_link(self.oms.name, order_id)
-        digest = fingerprint(order)
+        digest = fingerprint(order, self.policy)
         amazon_id = order.amazon_order_id or (link.amazon_order_id if link else None)
         if amazon_id:
             context.add(amazon_order_id=amazon_id)

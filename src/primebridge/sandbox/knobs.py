@@ -34,7 +34,10 @@ class Knobs:
         if unknown:
             raise ValueError(f"unknown knobs: {', '.join(sorted(unknown))}")
         for key, value in values.items():
-            setattr(self, key, None if value is None else type(getattr(self, key) or 0)(value))
+            if key == "seed":
+                self.seed = None if value is None else int(value)
+            else:
+                setattr(self, key, float(value))
         for rate in ("error_rate", "throttle_rate"):
             if not 0.0 <= getattr(self, rate) <= 1.0:
                 raise ValueError(f"{rate} must be between 0 and 1")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import httpx
 
 from primebridge.config import SapConfig
@@ -30,10 +33,26 @@ def build_sap_auth(cfg: SapConfig, *, audit: AuditSink | None = None,
     return SapClientCredentials(token_http, cfg.token_url, cfg.client_id, cfg.client_secret)
 
 
+def sensitive_text_redactor(text_ids: set[str]) -> Callable[[Any], Any]:
+    """Masks ``LongText`` of texts whose ``LongTextID`` holds a secret (the shopper identity token):
+    the generic redaction only sees key names, and here the key name is the harmless ``LongText``."""
+
+    def redact(value: Any) -> Any:
+        if isinstance(value, dict):
+            hidden = value.get("LongTextID") in text_ids and "LongText" in value
+            return {k: ("***" if hidden and k == "LongText" else redact(v)) for k, v in value.items()}
+        if isinstance(value, list):
+            return [redact(v) for v in value]
+        return value
+
+    return redact
+
+
 def build_sap_orders(cfg: SapConfig, *, audit: AuditSink | None = None,
                      transport: httpx.BaseTransport | None = None) -> SapSalesOrders:
     http = build_client(system="sap", base_url=cfg.base_url, timeout=cfg.timeout_seconds, audit=audit,
-                        transport=transport)
+                        transport=transport,
+                        redact=sensitive_text_redactor({cfg.fields.shopper_token_text_id}))
     auth = build_sap_auth(cfg, audit=audit, transport=transport)
     client = ODataClient(http, cfg.sales_order_service, auth=auth, sap_client=cfg.sap_client,
                          page_size=cfg.page_size)
