@@ -14,6 +14,7 @@ import httpx
 
 from primebridge.config import Settings
 from primebridge.domain.errors import PermanentError
+from primebridge.domain.routing import RoutingPolicy
 from primebridge.flows.fulfill_with_amazon import FulfillWithAmazon
 from primebridge.ports import AmazonOrders, SalesOrderSystem
 from primebridge.runtime import migrate
@@ -25,6 +26,17 @@ from primebridge.runtime.store import SYNC_ORDER, SqlStore
 from primebridge.runtime.worker import Handler, RetryPolicy, Worker
 
 
+@dataclass(frozen=True)
+class OmsBinding:
+    """One connected OMS: its adapter plus the merchant's rules for it. A third OMS plugs in by
+    passing its own binding to ``build(extra_oms=...)``; nothing else needs to know its name."""
+
+    system: SalesOrderSystem
+    policy: RoutingPolicy
+    initial_watermark: datetime
+    sync_interval: float
+
+
 @dataclass
 class Service:
     settings: Settings
@@ -33,14 +45,13 @@ class Service:
     store: SqlStore
     queue: JobQueue
     amazon: AmazonOrders
-    oms: dict[str, SalesOrderSystem]
+    oms: dict[str, OmsBinding]
     fulfill: dict[str, FulfillWithAmazon] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        for name, system in self.oms.items():
-            routing = (self.settings.sap if name == "sap" else self.settings.netsuite).routing
-            self.fulfill[name] = FulfillWithAmazon(oms=system, amazon=self.amazon, store=self.store,
-                                                   policy=routing.policy())
+        for name, binding in self.oms.items():
+            self.fulfill[name] = FulfillWithAmazon(oms=binding.system, amazon=self.amazon, store=self.store,
+                                                   policy=binding.policy)
 
     def _flow(self, oms: str) -> FulfillWithAmazon:
         flow = self.fulfill.get(oms)
@@ -55,14 +66,12 @@ class Service:
         return {SYNC_ORDER: self._sync_order}
 
     def pull_orders(self, oms: str) -> int:
-        cfg = self.settings.sap if oms == "sap" else self.settings.netsuite
-        return self._flow(oms).pull_changes(datetime.fromisoformat(cfg.initial_watermark))
+        flow = self._flow(oms)
+        return flow.pull_changes(self.oms[oms].initial_watermark)
 
     def schedules(self) -> list[Schedule]:
-        intervals = {"sap": self.settings.sap.sync_interval_seconds,
-                     "netsuite": self.settings.netsuite.sync_interval_seconds}
-        return [Schedule(f"pull.{oms}.sales_orders", intervals[oms],
-                         lambda oms=oms: self.pull_orders(oms)) for oms in self.fulfill]
+        return [Schedule(f"pull.{name}.sales_orders", binding.sync_interval,
+                         lambda name=name: self.pull_orders(name)) for name, binding in self.oms.items()]
 
     def worker(self, name: str | None = None, concurrency: int | None = None) -> Worker:
         rt = self.settings.runtime
@@ -91,7 +100,8 @@ _migrated: set[str] = set()
 _migrate_lock = threading.Lock()
 
 
-def build(settings: Settings, *, upgrade_db: bool = True, transports: Transports | None = None) -> Service:
+def build(settings: Settings, *, upgrade_db: bool = True, transports: Transports | None = None,
+          extra_oms: dict[str, OmsBinding] | None = None) -> Service:
     from primebridge.connectors.amazon import build_amazon_orders
     from primebridge.connectors.netsuite import build_netsuite_orders
     from primebridge.connectors.sap import build_sap_orders
@@ -106,10 +116,17 @@ def build(settings: Settings, *, upgrade_db: bool = True, transports: Transports
     audit = StoreAudit(db)
     store = SqlStore(db, audit, max_attempts=settings.runtime.max_attempts)
     amazon = build_amazon_orders(settings.amazon, audit=audit, transport=transports.amazon)
-    oms: dict[str, SalesOrderSystem] = {}
+    oms: dict[str, OmsBinding] = {}
     if settings.sap.enabled:
-        oms["sap"] = build_sap_orders(settings.sap, audit=audit, transport=transports.sap)
+        oms["sap"] = OmsBinding(build_sap_orders(settings.sap, audit=audit, transport=transports.sap),
+                                settings.sap.routing.policy(),
+                                datetime.fromisoformat(settings.sap.initial_watermark),
+                                settings.sap.sync_interval_seconds)
     if settings.netsuite.enabled:
-        oms["netsuite"] = build_netsuite_orders(settings.netsuite, audit=audit, transport=transports.netsuite)
+        oms["netsuite"] = OmsBinding(
+            build_netsuite_orders(settings.netsuite, audit=audit, transport=transports.netsuite),
+            settings.netsuite.routing.policy(), datetime.fromisoformat(settings.netsuite.initial_watermark),
+            settings.netsuite.sync_interval_seconds)
+    oms.update(extra_oms or {})
     return Service(settings=settings, db=db, audit=audit, store=store,
                    queue=JobQueue(db, lease_seconds=settings.runtime.lease_seconds), amazon=amazon, oms=oms)
