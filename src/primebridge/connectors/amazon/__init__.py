@@ -5,10 +5,10 @@ from __future__ import annotations
 import httpx
 
 from primebridge.config import AmazonConfig
-from primebridge.connectors.amazon.auth import ClientCredentialsTokens
 from primebridge.connectors.amazon.client import BwpGraphQLClient, request_operation
 from primebridge.connectors.amazon.orders import BwpOrders
 from primebridge.connectors.http import AuditSink, build_client
+from primebridge.connectors.oauth import ClientCredentialsTokens
 from primebridge.domain.errors import ConfigError
 
 __all__ = ["BwpGraphQLClient", "BwpOrders", "ClientCredentialsTokens", "build_amazon_orders"]

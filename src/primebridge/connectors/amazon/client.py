@@ -20,9 +20,9 @@ from typing import Any
 import httpx
 import structlog
 
-from primebridge.connectors.amazon.auth import ClientCredentialsTokens
 from primebridge.connectors.amazon.errors import BadResponse, error_for, parse_errors
 from primebridge.connectors.http import retry_after_seconds
+from primebridge.connectors.oauth import ClientCredentialsTokens
 from primebridge.domain.errors import PermanentError, TransientError
 
 log = structlog.get_logger()

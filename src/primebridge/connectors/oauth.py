@@ -1,13 +1,15 @@
-"""Buy with Prime API access tokens: OAuth 2.0 client credentials, cached and renewed early.
+"""OAuth 2.0 client-credentials tokens, cached and renewed early: one implementation for every
+connector that needs them (Buy with Prime, SAP on BTP/OAuth).
 
-Tokens live 15 minutes (reference §1.2) and rapid minting with one client id can be throttled, so
-every worker shares one cached token and at most one renewal runs at a time; the others wait for it
-and reuse the result.
+Buy with Prime tokens live 15 minutes (reference §1.2) and rapid minting with one client id can be
+throttled, so every worker shares one cached token and at most one renewal runs at a time; the
+others wait for it and reuse the result.
 
-[UNCONFIRMED] The token request format is not documented (reference §1.2, §7.1): we send the usual
-``grant_type=client_credentials`` form and authenticate the client either with an HTTP Basic header
-(``client_auth="basic"``, RFC 6749 §2.3.1's preferred way) or with ``client_id``/``client_secret`` in
-the body (``client_auth="body"``). ``expires_in`` is assumed to be 900 s when absent.
+[UNCONFIRMED for Buy with Prime] The token request format is not documented (reference §1.2,
+§7.1): we send the usual ``grant_type=client_credentials`` form and authenticate the client either
+with an HTTP Basic header (``client_auth="basic"``, RFC 6749 §2.3.1's preferred way) or with
+``client_id``/``client_secret`` in the body (``client_auth="body"``). ``expires_in`` is assumed to
+be 900 s when absent.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ class _Token:
 
 
 class ClientCredentialsTokens:
-    """A shared, thread-safe source of bearer tokens for one set of BwP API credentials.
+    """A shared, thread-safe source of bearer tokens for one set of client credentials.
 
     ``renew_before`` seconds before expiry the next caller renews; for tokens that live less than
     twice that long (sandboxes with short lifetimes) renewal happens at half-life instead, so a
@@ -47,7 +49,7 @@ class ClientCredentialsTokens:
 
     def __init__(self, http: httpx.Client, token_url: str, client_id: str, client_secret: str,
                  renew_before: float = 120, *, client_auth: ClientAuth = "basic", scope: str | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, system: str = "BwP") -> None:
         if client_auth not in ("basic", "body"):
             raise ValueError(f"client_auth must be 'basic' or 'body', not {client_auth!r}")
         self._http = http
@@ -58,6 +60,7 @@ class ClientCredentialsTokens:
         self._client_auth = client_auth
         self._scope = scope
         self._clock = clock
+        self._system = system
         self._lock = threading.Lock()
         self._current: _Token | None = None
         # oauthlib only builds the form body here; its token parsing keeps per-client state and
@@ -90,7 +93,7 @@ class ClientCredentialsTokens:
         return self._oauth.prepare_request_body(scope=self._scope)
 
     def _mint(self) -> _Token:
-        where = f"BwP token endpoint {self._token_url}"
+        where = f"{self._system} token endpoint {self._token_url}"
         auth = httpx.BasicAuth(self._client_id, self._client_secret) if self._client_auth == "basic" else None
         started = self._clock()
         try:
@@ -117,7 +120,7 @@ class ClientCredentialsTokens:
             raise PermanentError(f"{where} issued a {token_type!r} token; only bearer tokens are supported")
         lifetime = _lifetime(payload.get("expires_in"), where)
         early = min(self._renew_before, lifetime / 2)
-        log.info("amazon.token.renewed", expires_in=lifetime, client_id=self._client_id)
+        log.info("oauth.token.renewed", system=self._system, expires_in=lifetime, client_id=self._client_id)
         return _Token(value=value, renew_at=started + lifetime - early)
 
 
