@@ -74,6 +74,11 @@ class FulfillWithAmazon:
     # -- one order -------------------------------------------------------------------------------
 
     def sync_order(self, order_id: str) -> str:
+        # Ids learnt midway (context.add) stay inside this order's scope, not the caller's.
+        with context.correlated(oms=self.oms.name, oms_order_id=order_id):
+            return self._sync_order(order_id)
+
+    def _sync_order(self, order_id: str) -> str:
         order = self.oms.read_order(order_id)
         if order is None:
             raise Rejected(f"{self.oms.name} has no sales order {order_id}", code="UnknownOrder")

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from primebridge.runtime.db import Database
@@ -87,6 +87,8 @@ UPDATE jobs SET status = 'queued', lease_owner = NULL, lease_expires_at = NULL,
 WHERE status = 'running' AND lease_expires_at < :now
 """
 
+_REAP_SQL = text(_REAP)
+
 
 class JobQueue:
     def __init__(self, db: Database, *, lease_seconds: float) -> None:
@@ -96,25 +98,30 @@ class JobQueue:
 
     def claim(self, worker: str, limit: int) -> list[ClaimedJob]:
         now = time.time()
-        with self.db.transaction() as session:
-            session.execute(text(_REAP), {"now": now})
-            rows = session.execute(self._claim_sql, {
+        with self.db.statements() as connection:
+            connection.execute(_REAP_SQL, {"now": now})
+            rows = connection.execute(self._claim_sql, {
                 "worker": worker, "lease": now + self.lease_seconds, "now": now, "limit": limit,
             }).all()
+            # Read after the claim took effect, not before the transaction: ``now`` can predate the
+            # commit of the previous job of the same key (a wait for SQLite's write lock, a concurrent
+            # finish on PostgreSQL), and job_attempts must never show one key's attempts overlapping.
+            started = time.time()
             claimed = [ClaimedJob(id=r.id, kind=r.kind, ordering_key=r.ordering_key,
                                   payload=json.loads(r.payload), attempts=r.attempts,
                                   max_attempts=r.max_attempts, message_id=r.message_id) for r in rows]
-            for job in claimed:
-                session.add(JobAttempt(job_id=job.id, attempt=job.attempts, worker=worker,
-                                       started_at=now, status=RUNNING))
+            if claimed:
+                connection.execute(insert(JobAttempt), [
+                    {"job_id": job.id, "attempt": job.attempts, "worker": worker, "started_at": started,
+                     "status": RUNNING} for job in claimed])
         return sorted(claimed, key=lambda j: j.id)
 
     def heartbeat(self, worker: str, job_ids: Sequence[int]) -> None:
         if not job_ids:
             return
         now = time.time()
-        with self.db.transaction() as session:
-            session.execute(update(Job).where(
+        with self.db.statements() as connection:
+            connection.execute(update(Job).where(
                 Job.id.in_(job_ids), Job.lease_owner == worker, Job.status == RUNNING,
             ).values(lease_expires_at=now + self.lease_seconds))
 
@@ -130,11 +137,11 @@ class JobQueue:
             values["outcome"] = outcome[:4000]
         if next_attempt_at is not None:
             values["next_attempt_at"] = next_attempt_at
-        with self.db.transaction() as session:
-            owned = session.execute(update(Job).where(
+        with self.db.statements() as connection:
+            owned = connection.execute(update(Job).where(
                 Job.id == job.id, Job.lease_owner == worker, Job.status == RUNNING,
             ).values(**values)).rowcount
-            session.execute(update(JobAttempt).where(
+            connection.execute(update(JobAttempt).where(
                 JobAttempt.job_id == job.id, JobAttempt.attempt == job.attempts,
                 JobAttempt.worker == worker,
             ).values(finished_at=now, status=attempt_status if owned else "lease-lost",

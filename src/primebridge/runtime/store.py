@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import json
 import time
+from functools import cache
 
-from sqlalchemy import select
+from sqlalchemy import Executable, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from primebridge.domain.errors import PermanentError
 from primebridge.domain.model import Alias
 from primebridge.ports import LinkState, OrderLink
 from primebridge.runtime import jobs
@@ -23,6 +27,17 @@ def order_key(oms: str, order_id: str) -> str:
     return f"{oms}:order:{order_id}"
 
 
+@cache
+def _upsert_statement(dialect: str, keep_detail: bool) -> Executable:
+    """Built once per dialect: SQLAlchemy then reuses its compiled form instead of compiling anew."""
+    if dialect not in ("postgresql", "sqlite"):
+        raise PermanentError(f"the store supports SQLite and PostgreSQL, not {dialect}")
+    statement = (pg_insert if dialect == "postgresql" else sqlite_insert)(Xref)
+    columns = ("amazon_key", "state", "updated_at") + (() if keep_detail else ("detail",))
+    return statement.on_conflict_do_update(index_elements=["kind", "oms", "oms_key"],
+                                           set_={name: statement.excluded[name] for name in columns})
+
+
 class SqlStore:
     def __init__(self, db: Database, audit: StoreAudit, *, max_attempts: int) -> None:
         self.db = db
@@ -32,12 +47,12 @@ class SqlStore:
     # -- cross-references ----------------------------------------------------------------------
 
     def get_order_link(self, oms: str, oms_order_id: str) -> OrderLink | None:
-        with self.db.transaction() as session:
-            row = session.scalar(select(Xref).where(
-                Xref.kind == ORDER, Xref.oms == oms, Xref.oms_key == oms_order_id))
-            if row is None:
-                return None
-            detail = json.loads(row.detail or "{}")
+        with self.db.statements() as connection:
+            row = connection.execute(select(Xref.state, Xref.amazon_key, Xref.detail).where(
+                Xref.kind == ORDER, Xref.oms == oms, Xref.oms_key == oms_order_id)).first()
+        if row is None:
+            return None
+        detail = json.loads(row.detail or "{}")
         alias = detail.get("alias")
         return OrderLink(
             oms=oms, oms_order_id=oms_order_id, state=LinkState(row.state),
@@ -51,27 +66,20 @@ class SqlStore:
             "alias": [link.alias.alias_type, link.alias.alias_id] if link.alias else None,
             "line_ids": link.line_ids, "fingerprint": link.fingerprint, "reason": link.reason,
         })
-        with self.db.transaction() as session:
-            self._upsert(session, ORDER, link.oms, link.oms_order_id, link.amazon_order_id, link.state,
-                         detail, now)
-            for oms_line, amazon_line in link.line_ids.items():
-                self._upsert(session, LINE, link.oms, f"{link.oms_order_id}/{oms_line}", amazon_line,
-                             "linked", None, now)
-
-    @staticmethod
-    def _upsert(session: object, kind: str, oms: str, key: str, amazon: str | None, state: str,
-                detail: str | None, now: float) -> None:
-        from sqlalchemy.orm import Session
-
-        assert isinstance(session, Session)
-        row = session.scalar(select(Xref).where(Xref.kind == kind, Xref.oms == oms, Xref.oms_key == key))
-        if row is None:
-            session.add(Xref(kind=kind, oms=oms, oms_key=key, amazon_key=amazon, state=state,
-                             detail=detail, updated_at=now))
-        else:
-            row.amazon_key, row.state, row.updated_at = amazon, state, now
-            if detail is not None:
-                row.detail = detail
+        order_row = {"kind": ORDER, "oms": link.oms, "oms_key": link.oms_order_id,
+                     "amazon_key": link.amazon_order_id, "state": str(link.state), "detail": detail,
+                     "updated_at": now}
+        line_rows = [{"kind": LINE, "oms": link.oms, "oms_key": f"{link.oms_order_id}/{oms_line}",
+                      "amazon_key": amazon_line, "state": "linked", "detail": None, "updated_at": now}
+                     for oms_line, amazon_line in link.line_ids.items()]
+        # INSERT ... ON CONFLICT DO UPDATE with one compiled statement for every call: a link is
+        # saved three times per order, and the ORM's select-then-write per row was a quarter of a
+        # worker's CPU. It is also safe against a concurrent insert of the same row (a worker that
+        # lost its lease).
+        with self.db.statements() as connection:
+            connection.execute(_upsert_statement(self.db.dialect, False), [order_row])
+            if line_rows:
+                connection.execute(_upsert_statement(self.db.dialect, True), line_rows)
 
     def order_links(self, oms: str | None = None) -> list[OrderLink]:
         with self.db.transaction() as session:

@@ -123,7 +123,12 @@ class Worker:
         thread.join(timeout=30)
 
     def _claimable(self) -> bool:
+        """Work is left while any job is running, not only this worker's: a job left "running" by a
+        crashed worker is requeued by a claim once its lease expires, so stopping early would leave
+        it behind (seen after a SIGKILL in the crash test)."""
         counts = self.queue.counts()
+        if counts.get("running", 0) > 0:
+            return True
         return counts.get("queued", 0) > 0 and self.queue.next_due() is not None
 
     def _heartbeat(self, stop: threading.Event) -> None:

@@ -16,6 +16,7 @@ SAP_PRIME_SHIPPING_CONDITION = "P1"
 NETSUITE_AMAZON_LOCATION = "7"
 NETSUITE_OTHER_LOCATION = "1"
 NETSUITE_PRIME_SHIP_METHOD = "501"
+NETSUITE_INTEGRATION_USER = "7"
 
 
 def sandbox_settings(*, amazon_url: str, sap_url: str, netsuite_url: str, store_url: str,
@@ -47,6 +48,8 @@ def sandbox_config(*, amazon_url: str, sap_url: str, netsuite_url: str, store_ur
             "enabled": True, "account_id": "TSTDRV1234567", "base_url": netsuite_url, "auth": "tba",
             "consumer_key": "sandbox-ck", "consumer_secret": "sandbox-cs", "token_id": "sandbox-tid",
             "token_secret": "sandbox-ts",
+            # The sandbox's TBA token belongs to employee 7: the change poll skips our own saves.
+            "integration_user_id": NETSUITE_INTEGRATION_USER,
             "routing": {
                 "amazon_locations": [NETSUITE_AMAZON_LOCATION], "use_line_flag": True,
                 "statuses": ["A", "B"], "prime_shipping_methods": [NETSUITE_PRIME_SHIP_METHOD],
