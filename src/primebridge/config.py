@@ -202,6 +202,14 @@ class SapFieldsConfig(_Section):
     sold_to_partner_function: str = "AG"
 
 
+class SapShipmentsConfig(_Section):
+    """Outbound deliveries, goods issue, tracking texts and item rejection (Amazon events → SAP)."""
+
+
+class SapInventoryConfig(_Section):
+    """Stock at the Amazon plant / storage location and the goods movements that adjust it."""
+
+
 class SapConfig(_Section):
     enabled: bool = False
     base_url: str = "http://127.0.0.1:8102"
@@ -219,6 +227,8 @@ class SapConfig(_Section):
     initial_watermark: str = "1970-01-01T00:00:00Z"
     fields: SapFieldsConfig = SapFieldsConfig()
     routing: SapRoutingConfig = SapRoutingConfig()
+    shipments: SapShipmentsConfig = SapShipmentsConfig()
+    inventory: SapInventoryConfig = SapInventoryConfig()
 
 
 class NetSuiteFieldsConfig(_Section):
@@ -230,6 +240,14 @@ class NetSuiteFieldsConfig(_Section):
     delivery_offer_field: str = "custcol_pb_delivery_offer_id"
     shopper_token_field: str = "custbody_pb_shopper_token"
     pending_approval_status: str = "A"
+
+
+class NetSuiteShipmentsConfig(_Section):
+    """Item fulfillments, tracking fields and line closing (Amazon events → NetSuite)."""
+
+
+class NetSuiteInventoryConfig(_Section):
+    """Stock at the Amazon location and the inventory adjustments that change it."""
 
 
 class NetSuiteConfig(_Section):
@@ -253,6 +271,8 @@ class NetSuiteConfig(_Section):
     integration_user_id: str | None = None
     fields: NetSuiteFieldsConfig = NetSuiteFieldsConfig()
     routing: NetSuiteRoutingConfig = NetSuiteRoutingConfig()
+    shipments: NetSuiteShipmentsConfig = NetSuiteShipmentsConfig()
+    inventory: NetSuiteInventoryConfig = NetSuiteInventoryConfig()
 
     @field_validator("account_id")
     @classmethod
@@ -266,6 +286,18 @@ class NetSuiteConfig(_Section):
             raise ConfigError("netsuite.account_id or netsuite.base_url must be set")
         host = self.account_id.lower().replace("_", "-")
         return f"https://{host}.suitetalk.api.netsuite.com"
+
+
+class EventsConfig(_Section):
+    """Buy with Prime event intake: caller authentication, signature check, subscriptions."""
+
+
+class SpApiConfig(_Section):
+    """Selling Partner API (inventory): Login with Amazon, endpoints, rate limits."""
+
+
+class InventoryConfig(_Section):
+    """Inventory sync: SKU mapping, schedule of the full reconciliation, parallelism, reports."""
 
 
 class NotifyConfig(_Section):
@@ -285,6 +317,9 @@ class Settings(_Section):
     sap: SapConfig = SapConfig()
     netsuite: NetSuiteConfig = NetSuiteConfig()
     notify: NotifyConfig = NotifyConfig()
+    events: EventsConfig = EventsConfig()
+    spapi: SpApiConfig = SpApiConfig()
+    inventory: InventoryConfig = InventoryConfig()
     log_level: str = "INFO"
     log_format: Literal["console", "json"] = "console"
 

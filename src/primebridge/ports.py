@@ -9,10 +9,13 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from enum import StrEnum
 from typing import Protocol
 
+from primebridge.domain.inventory import InventorySummary, StockAdjustment
 from primebridge.domain.model import Alias, AmazonOrder, ExecutionState, FulfillmentRequest, SalesOrder
+from primebridge.domain.packages import LineCancellation, Shipment, Tracker
 
 
 class AmazonOrders(Protocol):
@@ -95,4 +98,72 @@ class FulfillmentStore(Protocol):
     def enqueue_order_syncs(self, oms: str, order_ids: list[str], *, watermark: tuple[str, str] | None,
                             message_id: int | None = None) -> int:
         """Enqueue "sync order" jobs and advance a watermark in one transaction; returns jobs added."""
+        ...
+
+
+# -- Amazon events → OMS (shipments, tracking, delivery, cancellations) ---------------------------
+
+
+class ShipmentDocuments(Protocol):
+    """The OMS documents that stand for Amazon packages (SAP outbound delivery, NetSuite item
+    fulfillment), and the cancellation of order quantities Amazon will not ship.
+
+    Every method is idempotent, so a duplicate event or a retry after a crash changes nothing more:
+    ``create_shipment`` stores the Amazon package id on the document it creates and returns the
+    existing document when one carries that package id already.
+    """
+
+    name: str
+
+    def find_shipment(self, oms_order_id: str, package_id: str) -> str | None:
+        """The id of the document created for this Amazon package, or ``None``."""
+        ...
+
+    def create_shipment(self, shipment: Shipment) -> str:
+        """Create (or find) the document for ``shipment.package_id``; returns its id."""
+        ...
+
+    def record_tracking(self, oms_order_id: str, document_id: str, tracker: Tracker) -> None:
+        """Latest milestone (code, time, location), tracking number, carrier and URL on the document."""
+        ...
+
+    def mark_delivered(self, oms_order_id: str, document_id: str, delivered_at: datetime) -> None: ...
+
+    def record_delivery_failure(self, oms_order_id: str, document_id: str, reason: str,
+                                occurred_at: datetime | None) -> None: ...
+
+    def apply_cancellations(self, oms_order_id: str, lines: tuple[LineCancellation, ...]) -> None:
+        """Cancel on each line the total quantity Amazon cancelled (reject/close a line cancelled in
+        full, reduce the quantity of one cancelled in part). Totals, so applying twice is harmless."""
+        ...
+
+
+# -- inventory --------------------------------------------------------------------------------------
+
+
+class InventorySource(Protocol):
+    """Amazon's inventory (SP-API ``getInventorySummaries``)."""
+
+    def scan(self) -> Iterator[list[InventorySummary]]:
+        """Every summary of the marketplace, one page at a time, in a stable order; a scan whose
+        ``nextToken`` expired restarts and skips what it already yielded."""
+        ...
+
+    def summaries(self, seller_skus: list[str]) -> list[InventorySummary]:
+        """Current summaries of up to 50 seller SKUs (a targeted call)."""
+        ...
+
+
+class InventoryLedger(Protocol):
+    """The OMS's stock at the Amazon location, and the documents that adjust it."""
+
+    name: str
+
+    def quantities(self, oms_items: list[str]) -> dict[str, Decimal | None]:
+        """Stock per OMS item at the Amazon location; ``None`` when the OMS does not know the item there."""
+        ...
+
+    def post_adjustments(self, adjustments: list[StockAdjustment]) -> str:
+        """Post one document with these adjustments; returns its id. Each adjustment's ``reference`` is
+        stored on the document, and one already posted under that reference is not posted again."""
         ...

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
+from typing import Any
 
 
 class ExecutionState(StrEnum):
@@ -146,6 +147,9 @@ class AmazonOrder:
     execution_state: ExecutionState
     aliases: tuple[Alias, ...]
     lines: tuple[AmazonLine, ...]
+    # ``packageInformation.details``; empty when the query did not ask for them. Typed in
+    # ``domain.packages`` (imported lazily there to keep this module free of package concerns).
+    packages: tuple[Any, ...] = ()
 
     def line_for_alias(self, alias: Alias) -> AmazonLine | None:
         return next((line for line in self.lines if alias in line.aliases), None)

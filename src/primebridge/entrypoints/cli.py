@@ -24,8 +24,11 @@ jobs_app = typer.Typer(help="Inspect and replay jobs, including dead letters.", 
 sync_app = typer.Typer(help="Run a scheduled pull now.", no_args_is_help=True)
 sandbox_app = typer.Typer(help="The local Amazon, SAP and NetSuite sandboxes.", no_args_is_help=True)
 config_app = typer.Typer(help="Configuration.", no_args_is_help=True)
+from primebridge.entrypoints.cli_events import events_app  # noqa: E402
+from primebridge.entrypoints.cli_inventory import inventory_app  # noqa: E402
+
 for sub, name in ((db_app, "db"), (jobs_app, "jobs"), (sync_app, "sync"), (sandbox_app, "sandbox"),
-                  (config_app, "config")):
+                  (config_app, "config"), (events_app, "events"), (inventory_app, "inventory")):
     app.add_typer(sub, name=name)
 
 console = Console()

@@ -197,6 +197,9 @@ def create_app(service: Service) -> Starlette:
         Route("/health", health, methods=["GET"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
     ]
+    from primebridge.entrypoints import web_amazon_events
+
+    routes += web_amazon_events.routes(service)
     return Starlette(routes=routes)
 
 
