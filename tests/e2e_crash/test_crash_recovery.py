@@ -40,7 +40,8 @@ KILLS = 22
 HELD_EVERY = 4            # every 4th order is seeded on hold: 25 per OMS
 RELEASE_PER_ROUND = 1     # held orders released in the OMS between two kills, per OMS
 SEED = int(os.environ.get("PRIMEBRIDGE_CRASH_SEED", "20240611"))
-LATENCY_MS = {"amazon": 20, "sap": 10, "netsuite": 10}
+# Enough latency that the 200 orders outlast the kills: every kill should land in the middle of work.
+LATENCY_MS = {"amazon": 60, "sap": 10, "netsuite": 10}
 
 
 @pytest.fixture(scope="module")
@@ -122,7 +123,7 @@ def test_sigkilled_workers_create_every_amazon_order_exactly_once(
         log = tmp_path / f"worker-{round_no}.log"
         proc = _spawn_worker(config_path, log)
         _wait_started(proc, log)
-        time.sleep(rng.uniform(0.2, 1.5))
+        time.sleep(rng.uniform(0.1, 0.9))
         running_at_kill.append(_running(service))
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
@@ -180,6 +181,7 @@ def test_sigkilled_workers_create_every_amazon_order_exactly_once(
     assert not not_done, f"jobs not done: {not_done[:10]}"
     assert set(counts) == {"done"}, counts
     assert interrupted > 0, "no kill landed while a job was running: the test did not test crashes"
+    assert sum(1 for n in running_at_kill if n) >= 20, f"too few kills mid-work: {running_at_kill}"
 
     # -- per order: the attempts that finished never overlapped, and ran in job order -------------
     # (an attempt cut short by a kill has no end; one whose worker lost its lease may overlap by design)
