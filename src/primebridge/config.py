@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -203,11 +204,69 @@ class SapFieldsConfig(_Section):
 
 
 class SapShipmentsConfig(_Section):
-    """Outbound deliveries, goods issue, tracking texts and item rejection (Amazon events → SAP)."""
+    """Outbound deliveries, goods issue, tracking texts and item rejection (Amazon events → SAP).
+
+    Text ids and rejection reasons are the merchant's customizing values ([U] in the reference);
+    the defaults are placeholders in the customer (Z) namespace.
+    """
+
+    delivery_service: str = "/sap/opu/odata/sap/API_OUTBOUND_DELIVERY_SRV;v=0002"
+    shipping_point: str | None = Field(None, min_length=1, max_length=4)
+    package_text_id: str = Field("Z101", min_length=1, max_length=4)
+    tracking_text_id: str = Field("Z102", min_length=1, max_length=4)
+    milestone_text_id: str = Field("Z103", min_length=1, max_length=4)
+    delivered_text_id: str = Field("Z104", min_length=1, max_length=4)
+    failure_text_id: str = Field("Z105", min_length=1, max_length=4)
+    # "" switches it off (TOML has no null): the tracking number is then only in the tracking text.
+    tracking_number_field: Literal["BillOfLading", "DeliveryDocumentBySupplier", "MeansOfTransport", ""] = (
+        "BillOfLading")
+    post_goods_issue: bool = True
+    delivery_date_target: Literal["delivery", "sales_order", "both", "none"] = "delivery"
+    rejection_reasons: dict[str, str] = {"CUSTOMER_REQUESTED": "Z1", "UNFULFILLABLE": "Z2",
+                                         "UNDELIVERABLE": "Z3"}
+
+    @field_validator("rejection_reasons")
+    @classmethod
+    def _reasons(cls, value: dict[str, str]) -> dict[str, str]:
+        known = {"CUSTOMER_REQUESTED", "UNFULFILLABLE", "UNDELIVERABLE"}
+        unknown = sorted(set(value) - known)
+        if unknown:
+            raise ValueError(f"unknown Amazon cancellation reason(s) {', '.join(unknown)}; "
+                             f"expected {', '.join(sorted(known))}")
+        missing = sorted(known - set(value))
+        if missing:
+            raise ValueError(f"no SAP rejection reason for {', '.join(missing)}")
+        bad = sorted(k for k, v in value.items() if not 1 <= len(v) <= 2)
+        if bad:
+            raise ValueError(f"SAP rejection reasons are 1-2 characters (SalesDocumentRjcnReason); "
+                             f"check {', '.join(bad)}")
+        return value
 
 
 class SapInventoryConfig(_Section):
-    """Stock at the Amazon plant / storage location and the goods movements that adjust it."""
+    """Stock at the Amazon plant / storage location and the goods movements that adjust it.
+
+    Movement types, goods movement codes and the stock type codes are the merchant's customizing
+    ([U] in the reference §5): the defaults are SAP's standard "receipt without purchase order" pair.
+    """
+
+    stock_service: str = "/sap/opu/odata/sap/API_MATERIAL_STOCK_SRV"
+    document_service: str = "/sap/opu/odata/sap/API_MATERIAL_DOCUMENT_SRV"
+    plant: str = Field("", max_length=4)
+    storage_location: str = Field("", max_length=4)
+    stock_type: str = Field("01", max_length=2)
+    special_stock_type: str = Field("", max_length=1)
+    missing_as_zero: bool = False
+    increase_movement_type: str = Field("501", min_length=3, max_length=3)
+    decrease_movement_type: str = Field("502", min_length=3, max_length=3)
+    increase_movement_code: str = Field("05", min_length=2, max_length=2)
+    decrease_movement_code: str = Field("05", min_length=2, max_length=2)
+    reason_code: str | None = Field(None, min_length=1, max_length=4)
+    cost_center: str | None = Field(None, min_length=1, max_length=10)
+    entry_unit: str | None = Field(None, min_length=1, max_length=3)
+    header_text: str = Field("Amazon inventory sync", min_length=1, max_length=25)
+    items_per_document: int = Field(200, ge=1, le=999)
+    values_per_query: int = Field(40, ge=1, le=200)
 
 
 class SapConfig(_Section):
@@ -243,11 +302,59 @@ class NetSuiteFieldsConfig(_Section):
 
 
 class NetSuiteShipmentsConfig(_Section):
-    """Item fulfillments, tracking fields and line closing (Amazon events → NetSuite)."""
+    """Item fulfillments, tracking fields and line closing (Amazon events → NetSuite).
+
+    Every ``*_field`` is the script id of a custom field the merchant creates; TOML has no null, so
+    an optional one is switched off with ``""``. Times are written as ISO 8601 UTC text because the
+    REST JSON shape of Date/Time custom fields is unconfirmed (reference §2.3, [U]).
+    """
+
+    package_id_field: str = Field("custbody_pb_amazon_package_id", pattern=r"^custbody\w+$")
+    use_external_id: bool = True
+    external_id_prefix: str = Field("PB-PKG-", pattern=r"^[A-Za-z0-9_-]*$")
+    ship_status: Literal["A", "B", "C"] = "C"
+    package_weight_lb: float | None = Field(None, gt=0)
+    carrier_field: str | None = "custbody_pb_carrier"
+    tracking_url_field: str | None = "custbody_pb_tracking_url"
+    estimated_delivery_field: str | None = "custbody_pb_estimated_delivery"
+    milestone_code_field: str | None = "custbody_pb_milestone_code"
+    milestone_time_field: str | None = "custbody_pb_milestone_time"
+    milestone_location_field: str | None = "custbody_pb_milestone_location"
+    delivered_time_field: str | None = "custbody_pb_delivered_at"
+    delivery_failure_field: str | None = "custbody_pb_delivery_failure"
+    delivery_failure_time_field: str | None = "custbody_pb_delivery_failed_at"
+    cancelled_quantity_field: str | None = "custcol_pb_amazon_cancelled_qty"
+    cancel_reason_field: str | None = "custcol_pb_amazon_cancel_reason"
+
+    @field_validator("carrier_field", "tracking_url_field", "estimated_delivery_field", "milestone_code_field",
+                     "milestone_time_field", "milestone_location_field", "delivered_time_field",
+                     "delivery_failure_field", "delivery_failure_time_field", "cancelled_quantity_field",
+                     "cancel_reason_field")
+    @classmethod
+    def _custom_field(cls, value: str | None, info: Any) -> str | None:
+        """``""`` switches the value off; otherwise a body (``custbody``) or, for the two sales-order
+        line keys, a column (``custcol``) script id, which is also what makes it safe in SuiteQL."""
+        if value is None or not value.strip():
+            return None
+        prefix = "custcol" if info.field_name in ("cancelled_quantity_field", "cancel_reason_field") else "custbody"
+        if not re.fullmatch(prefix + r"\w+", value.strip()):
+            raise ValueError(f"must be a {prefix}… script id (letters, digits, _), or \"\" to switch it off")
+        return value.strip()
 
 
 class NetSuiteInventoryConfig(_Section):
     """Stock at the Amazon location and the inventory adjustments that change it."""
+
+    location_id: str = Field("", pattern=r"^\d*$")
+    account_id: str = Field("", pattern=r"^\d*$")
+    subsidiary_id: str | None = Field(None, pattern=r"^\d+$")
+    department_id: str | None = Field(None, pattern=r"^\d+$")
+    class_id: str | None = Field(None, pattern=r"^\d+$")
+    item_key: Literal["itemid", "id"] = "itemid"
+    memo: str = Field("Amazon inventory sync", min_length=1, max_length=999)
+    external_id_prefix: str = Field("PB-INV-", pattern=r"^[A-Za-z0-9_-]*$", max_length=20)
+    lines_per_document: int = Field(200, ge=1, le=1000)
+    items_per_query: int = Field(500, ge=1, le=1000)
 
 
 class NetSuiteConfig(_Section):
@@ -289,15 +396,122 @@ class NetSuiteConfig(_Section):
 
 
 class EventsConfig(_Section):
-    """Buy with Prime event intake: caller authentication, signature check, subscriptions."""
+    """Buy with Prime event intake: caller authentication, signature check, subscriptions.
+
+    BwP authenticates its deliveries with what the merchant put in the auth profile: HTTP Basic
+    (``basic_*``) or an OAuth client-credentials token that primebridge itself issues at
+    ``POST /oauth/token`` (``oauth_*``). Both may be set; with neither, every delivery gets 401.
+    Which header BwP sends and the ``x-amzn-signature`` scheme are unconfirmed (reference §3.4).
+    """
+
+    basic_username: str = ""
+    basic_password: Secret | None = None
+    oauth_client_id: str = ""
+    oauth_client_secret: Secret | None = None
+    token_signing_secret: Secret | None = None
+    token_ttl_seconds: int = Field(900, ge=60, le=86400)
+    verify_signature: bool = False
+    jwks_url: str = "https://api.buywithprime.amazon.com/jwks.json"
+    jwks_cache_seconds: float = Field(3600.0, gt=0)
+    jwks_refetch_seconds: float = Field(10.0, ge=0)
+    signature_header: str = "x-amzn-signature"
+    key_id_header: str = "x-amzn-kid"
+    max_body_bytes: int = Field(256_000, ge=1024, le=10_000_000)
+    destination_url: str | None = None
+    subscribe_auth: Literal["oauth", "basic"] = "oauth"
+    auth_profile_alias: str = "primebridge"
+    event_types: list[str] = []
+
+
+SPAPI_ENDPOINTS = {"na": "https://sellingpartnerapi-na.amazon.com", "eu": "https://sellingpartnerapi-eu.amazon.com",
+                   "fe": "https://sellingpartnerapi-fe.amazon.com"}
+SPAPI_SANDBOX_ENDPOINTS = {"na": "https://sandbox.sellingpartnerapi-na.amazon.com",
+                           "eu": "https://sandbox.sellingpartnerapi-eu.amazon.com",
+                           "fe": "https://sandbox.sellingpartnerapi-fe.amazon.com"}
 
 
 class SpApiConfig(_Section):
     """Selling Partner API (inventory): Login with Amazon, endpoints, rate limits."""
 
+    region: Literal["na", "eu", "fe"] = "na"
+    use_sandbox: bool = False
+    endpoints: dict[str, str] = SPAPI_ENDPOINTS
+    sandbox_endpoints: dict[str, str] = SPAPI_SANDBOX_ENDPOINTS
+    endpoint: str | None = None
+    lwa_url: str = "https://api.amazon.com/auth/o2/token"
+    client_id: str = ""
+    client_secret: Secret = Field(default_factory=lambda: Secret("env:PRIMEBRIDGE_SPAPI_CLIENT_SECRET"))
+    refresh_token: Secret = Field(default_factory=lambda: Secret("env:PRIMEBRIDGE_SPAPI_REFRESH_TOKEN"))
+    seller_id: str = ""
+    marketplace_id: str = "ATVPDKIKX0DER"
+    rate_per_second: float = Field(2.0, gt=0)
+    burst: int = Field(2, ge=1)
+    adjust_rate_from_header: bool = True
+    pacing_margin_ms: float = Field(20.0, ge=0, le=1000)
+    sku_batch_size: int = Field(50, ge=1, le=50)
+    max_retries: int = Field(5, ge=0, le=20)
+    backoff_base_seconds: float = Field(0.5, gt=0)
+    backoff_max_seconds: float = Field(8.0, gt=0, le=25)
+    max_scan_restarts: int = Field(3, ge=0, le=20)
+    timeout_seconds: float = Field(30.0, gt=0)
+    token_renew_before_seconds: float = Field(300.0, ge=0)
+
+    def resolved_endpoint(self) -> str:
+        """``endpoint`` when set, else the region's production or Amazon-sandbox host."""
+        if self.endpoint:
+            return self.endpoint.rstrip("/")
+        table = self.sandbox_endpoints if self.use_sandbox else self.endpoints
+        if self.region not in table:
+            key = "spapi.sandbox_endpoints" if self.use_sandbox else "spapi.endpoints"
+            raise ConfigError(f"{key} has no entry for region {self.region!r}")
+        return table[self.region].rstrip("/")
+
 
 class InventoryConfig(_Section):
     """Inventory sync: SKU mapping, schedule of the full reconciliation, parallelism, reports."""
+
+    enabled: bool = False
+    oms: list[str] = []
+    realtime: bool = True
+    sku_map: dict[str, dict[str, str]] = {}
+    mapping_file: Path | None = None
+    use_products: bool = True
+    product_field: Literal["sku", "externalId"] = "sku"
+    products_refresh_seconds: float = Field(300.0, ge=0)
+    full_sync_interval_seconds: float = Field(86400.0, ge=0)
+    parallel: int = Field(4, ge=1, le=64)
+    report_dir: Path = Path("var/inventory")
+    retry_attempts: int = Field(5, ge=1, le=20)
+    lease_seconds: float = Field(120.0, gt=0)
+
+    def mapping_table(self) -> dict[str, dict[str, str]]:
+        """``sku_map`` plus the rows of ``mapping_file``: ``{OMS or "*": {seller SKU: OMS item}}``."""
+        table = {oms: dict(entries) for oms, entries in self.sku_map.items()}
+        if self.mapping_file is not None:
+            for oms, entries in load_inventory_map(self.mapping_file).items():
+                table.setdefault(oms, {}).update(entries)
+        return table
+
+
+def load_inventory_map(path: Path) -> dict[str, dict[str, str]]:
+    """CSV with the columns ``seller_sku,oms_item`` and optionally ``oms`` (``sap``, ``netsuite``; empty
+    means every OMS). A byte-order mark is fine; a relative path is read from the working directory."""
+    table: dict[str, dict[str, str]] = {}
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as fh:
+            reader = csv.DictReader(fh)
+            if not {"seller_sku", "oms_item"} <= set(reader.fieldnames or ()):
+                raise ConfigError(f"inventory.mapping_file {path}: needs the columns seller_sku,oms_item[,oms], "
+                                  f"found {', '.join(reader.fieldnames or ()) or 'none'}")
+            for line, row in enumerate(reader, start=2):
+                sku = (row.get("seller_sku") or "").strip()
+                if not sku:
+                    raise ConfigError(f"inventory.mapping_file {path} line {line}: seller_sku is empty")
+                oms = (row.get("oms") or "").strip() or "*"
+                table.setdefault(oms, {})[sku] = (row.get("oms_item") or "").strip()
+    except OSError as exc:
+        raise ConfigError(f"inventory.mapping_file {path}: {exc.strerror}") from exc
+    return table
 
 
 class NotifyConfig(_Section):
@@ -307,6 +521,26 @@ class NotifyConfig(_Section):
     smtp_port: int = 25
     smtp_from: str | None = None
     smtp_to: list[str] = []
+    smtp_username: str = ""
+    smtp_password: Secret | None = None
+    smtp_starttls: bool = False
+    timeout_seconds: float = Field(10.0, gt=0)
+
+
+class PackageEventsConfig(_Section):
+    """Amazon package events → OMS documents (shipments, tracking, delivery, failures, cancellations).
+
+    The OMS document id is written back to the Amazon package as an alias of the OMS's type here
+    (a third OMS without an entry gets ``<NAME>_SHIPMENT``). Whether BwP accepts any alias type on a
+    package is unconfirmed (reference §2.4), hence configurable, and the write can be switched off.
+    """
+
+    write_document_alias: bool = True
+    document_alias_types: dict[str, str] = {"sap": "SAP_OUTBOUND_DELIVERY", "netsuite": "NETSUITE_ITEM_FULFILLMENT"}
+    notify_delivery_failures: bool = True
+
+    def alias_type(self, oms: str) -> str:
+        return self.document_alias_types.get(oms, f"{oms.upper()}_SHIPMENT")
 
 
 class Settings(_Section):
@@ -320,6 +554,7 @@ class Settings(_Section):
     events: EventsConfig = EventsConfig()
     spapi: SpApiConfig = SpApiConfig()
     inventory: InventoryConfig = InventoryConfig()
+    package_events: PackageEventsConfig = PackageEventsConfig()
     log_level: str = "INFO"
     log_format: Literal["console", "json"] = "console"
 

@@ -22,6 +22,7 @@ from primebridge.runtime import context
 
 SECRET_HEADERS = frozenset({
     "authorization", "cookie", "set-cookie", "x-csrf-token", "x-api-access-key", "proxy-authorization",
+    "x-amz-access-token",  # SP-API: the LWA access token travels in this header
 })
 SECRET_KEY = re.compile(r"(secret|password|token|assertion|signature|lwaaccesstoken|credential)", re.I)
 MAX_BODY = 16_000

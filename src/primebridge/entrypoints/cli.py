@@ -141,12 +141,14 @@ def sandbox_serve(
     amazon_port: int = 8101,
     sap_port: int = 8102,
     netsuite_port: int = 8103,
+    spapi_port: int = 8104,
 ) -> None:
-    """Serve the Amazon, SAP S/4HANA and NetSuite sandboxes over HTTP until Ctrl-C."""
+    """Serve the Amazon (Buy with Prime, SP-API), SAP S/4HANA and NetSuite sandboxes until Ctrl-C."""
     from primebridge.sandbox.server import start_all
 
     stop = _stop_on_signals()
-    servers = start_all(host=host, amazon_port=amazon_port, sap_port=sap_port, netsuite_port=netsuite_port)
+    servers = start_all(host=host, amazon_port=amazon_port, sap_port=sap_port, netsuite_port=netsuite_port,
+                        spapi_port=spapi_port)
     for name, server in servers.items():
         console.print(f"{name:9} {server.url}   (admin API: {server.url}/_sandbox/)")
     stop.wait()

@@ -1,15 +1,180 @@
 """Buy with Prime event intake routes (webhook and EventBridge envelopes) and the OAuth token
-endpoint that a BwP auth profile points at."""
+endpoint that a BwP auth profile points at.
+
+``POST /events/amazon`` takes both envelopes (told apart by their fields). In this order: the
+caller is authenticated (401, nothing read further), the signature checked when enabled (401),
+the body parsed (4xx naming what is wrong, nothing stored), then the event, its message and its
+job are committed in one transaction and only then answered ``200``. A redelivery is answered
+``200 {"status": "duplicate"}``. The answer is a 200 rather than a 202 because BwP's expected
+status is undocumented and every integration seen answers 200 (reference §3.5).
+"""
 
 from __future__ import annotations
 
+import base64
+import binascii
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
+from urllib.parse import parse_qsl
 
-from starlette.routing import BaseRoute
+import structlog
+from sqlalchemy.exc import OperationalError
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from primebridge.domain.errors import Rejected
+from primebridge.domain.events import parse_event
+from primebridge.entrypoints.amazon_event_auth import EventCredentials, SignatureVerifier, Unauthorized
+from primebridge.runtime import events
 
 if TYPE_CHECKING:
     from primebridge.entrypoints.bootstrap import Service
 
+log = structlog.get_logger(__name__)
+EVENTS_PATH = "/events/amazon"
+TOKEN_PATH = "/oauth/token"
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise _TooLarge
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _TooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _error(status: int, message: str, code: str | None = None, **headers: str) -> JSONResponse:
+    body = {"error": message} if code is None else {"error": message, "code": code}
+    return JSONResponse(body, status_code=status, headers=headers or None)
+
 
 def routes(service: Service) -> list[BaseRoute]:
-    return []
+    cfg = service.settings.events
+    credentials = EventCredentials(cfg)
+    verifier = SignatureVerifier(cfg.jwks_url, cache_seconds=cfg.jwks_cache_seconds,
+                                 refetch_seconds=cfg.jwks_refetch_seconds) if cfg.verify_signature else None
+    max_attempts = service.settings.runtime.max_attempts
+    limit = cfg.max_body_bytes
+
+    def handled(event_type: str) -> bool:
+        return event_type in service.event_handlers
+
+    async def receive(request: Request) -> Response:
+        try:
+            principal = credentials.check(request.headers.get("authorization", ""))
+        except Unauthorized as exc:
+            log.info("amazon_event.unauthorized", reason=str(exc))
+            return _error(401, f"unauthorized: {exc}", "Unauthorized", **{"WWW-Authenticate": 'Basic, Bearer'})
+        try:
+            body = await _read_body(request, limit)
+        except _TooLarge:
+            return _error(413, f"body larger than events.max_body_bytes ({limit} bytes)", "TooLarge")
+        except ClientDisconnect:
+            return _error(400, "client disconnected before the body was complete", "Incomplete")
+        if verifier is not None:
+            try:
+                await run_in_threadpool(verifier.verify, body, request.headers.get(cfg.signature_header),
+                                        request.headers.get(cfg.key_id_header))
+            except Unauthorized as exc:
+                log.warning("amazon_event.bad_signature", reason=str(exc))
+                return _error(401, f"unauthorized: {exc} ({cfg.signature_header})", "BadSignature")
+        try:
+            event = parse_event(body)
+            raw = body.decode("utf-8")
+        except Rejected as exc:
+            log.info("amazon_event.malformed", reason=exc.reason)
+            return _error(400, exc.reason, exc.code)
+        except UnicodeDecodeError:
+            return _error(400, "body is not UTF-8", "MalformedJson")
+        try:
+            receipt = await run_in_threadpool(events.accept_event, service.db, event, raw, handled=handled,
+                                              max_attempts=max_attempts)
+        except OperationalError as exc:
+            # Not stored: a 503 makes BwP deliver it again later.
+            log.warning("amazon_event.store_unavailable", error=str(exc).splitlines()[0])
+            return _error(503, "event store unavailable, deliver again later", "Unavailable",
+                          **{"Retry-After": "5"})
+        log.info("amazon_event.received", event_id=event.event_id, event_type=event.event_type,
+                 order_id=event.order_id, status=receipt.status, event_status=receipt.event_status,
+                 event_row_id=receipt.event_row_id, caller=principal)
+        return JSONResponse({"status": receipt.status, "event": receipt.event_row_id, "event_id": event.event_id,
+                             "event_status": receipt.event_status, "job": receipt.job_id})
+
+    async def token(request: Request) -> Response:
+        """RFC 6749 §4.4 client credentials; client authentication by Basic header or form body."""
+        try:
+            body = await _read_body(request, 16_384)
+        except _TooLarge:
+            return JSONResponse({"error": "invalid_request", "error_description": "body too large"}, 413)
+        except ClientDisconnect:
+            return JSONResponse({"error": "invalid_request"}, 400)
+        try:
+            form = dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True, max_num_fields=20,
+                                  strict_parsing=False))
+        except (UnicodeDecodeError, ValueError):
+            return JSONResponse({"error": "invalid_request",
+                                 "error_description": "body must be application/x-www-form-urlencoded"}, 400)
+        if form.get("grant_type") != "client_credentials":
+            return JSONResponse({"error": "unsupported_grant_type",
+                                 "error_description": "only grant_type=client_credentials is supported"}, 400)
+        client_id, client_secret = form.get("client_id", ""), form.get("client_secret", "")
+        header = request.headers.get("authorization", "")
+        if header[:6].lower() == "basic ":
+            try:
+                decoded = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8")
+            except (binascii.Error, UnicodeDecodeError, ValueError):
+                decoded = ""
+            client_id, _, client_secret = decoded.partition(":")
+        try:
+            issued = credentials.issue(client_id, client_secret)
+        except Unauthorized as exc:
+            log.info("amazon_event.token_refused", reason=str(exc))
+            return JSONResponse({"error": "invalid_client", "error_description": str(exc)}, 401,
+                                headers={"WWW-Authenticate": "Basic"})
+        return JSONResponse(issued, headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
+
+    def admin_list(request: Request) -> Response:
+        params = request.query_params
+        try:
+            limit = min(int(params.get("limit", "100")), 1000)
+            since = float(params["since"]) if "since" in params else None
+        except ValueError:
+            return _error(400, "limit and since must be numbers")
+        views = events.list_events(service.db, since=since, status=params.get("status"),
+                                   event_type=params.get("type"), order_id=params.get("order"), limit=limit)
+        return JSONResponse([events.event_json(v) for v in views])
+
+    def admin_replay(request: Request) -> Response:
+        row_id = int(request.path_params["event"])
+        try:
+            result = events.replay(service.db, [row_id], max_attempts=max_attempts)
+        except LookupError as exc:
+            return _error(404, str(exc))
+        return JSONResponse({"event": row_id, "job": result[row_id]}, status_code=200 if result[row_id] else 409)
+
+    def admin(handler: Callable[[Request], Response]) -> Callable[[Request], Awaitable[Response]]:
+        from primebridge.entrypoints.web import _authorised
+
+        async def endpoint(request: Request) -> Response:
+            if not _authorised(request, service.settings.web.admin_token):
+                return _error(401, "missing or wrong admin bearer token")
+            return await run_in_threadpool(handler, request)
+        return endpoint
+
+    return [
+        Route(EVENTS_PATH, receive, methods=["POST"]),
+        Route(TOKEN_PATH, token, methods=["POST"]),
+        Route("/admin/events", admin(admin_list), methods=["GET"]),
+        Route("/admin/events/{event:int}/replay", admin(admin_replay), methods=["POST"]),
+    ]

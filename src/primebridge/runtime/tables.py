@@ -131,3 +131,97 @@ class ScheduleRun(Base):
     name: Mapped[str] = mapped_column(String(128), primary_key=True)
     last_run_at: Mapped[float] = mapped_column(Double)
     runner: Mapped[str | None] = mapped_column(String(128))
+
+
+class AmazonEventRow(Base):
+    """A received Buy with Prime event: its parsed fields and outcome. The raw body is the
+    ``messages`` row (source ``amazon-event``, ``source_id`` = the event id), which dedupes."""
+
+    __tablename__ = "amazon_events"
+    __table_args__ = (
+        Index("ix_amazon_events_received", "received_at"),
+        Index("ix_amazon_events_order", "order_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"), unique=True)
+    event_id: Mapped[str] = mapped_column(String(255))
+    event_type: Mapped[str] = mapped_column(String(64))
+    envelope: Mapped[str] = mapped_column(String(16))
+    order_id: Mapped[str | None] = mapped_column(String(255))
+    ordering_key: Mapped[str] = mapped_column(String(255))
+    event_time: Mapped[float | None] = mapped_column(Double)
+    received_at: Mapped[float] = mapped_column(Double)
+    status: Mapped[str] = mapped_column(String(16))
+    outcome: Mapped[str | None] = mapped_column(Text)
+    job_id: Mapped[int | None] = mapped_column(BigInteger)
+    updated_at: Mapped[float] = mapped_column(Double)
+
+
+# -- inventory (migration 0003) ------------------------------------------------------------------
+
+class InventoryRun(Base):
+    """One full reconciliation: its cursor (how far the scan is durably done) makes it resumable."""
+
+    __tablename__ = "inventory_runs"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    oms: Mapped[str] = mapped_column(String(255))
+    trigger: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16))
+    started_at: Mapped[float] = mapped_column(Double)
+    heartbeat_at: Mapped[float] = mapped_column(Double)
+    finished_at: Mapped[float | None] = mapped_column(Double)
+    cursor_position: Mapped[int] = mapped_column(Integer, default=0)
+    cursor_sku: Mapped[str | None] = mapped_column(String(255))
+    counters: Mapped[str] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class InventoryDrift(Base):
+    """A drift-report row: every SKU of a run that was not equal (adjusted, unmapped, unknown, ...)."""
+
+    __tablename__ = "inventory_drift"
+    __table_args__ = (UniqueConstraint("run_id", "oms", "seller_sku", name="uq_inventory_drift"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("inventory_runs.id"))
+    oms: Mapped[str] = mapped_column(String(32))
+    seller_sku: Mapped[str] = mapped_column(String(255))
+    oms_item: Mapped[str | None] = mapped_column(String(255))
+    amazon_quantity: Mapped[str | None] = mapped_column(String(32))
+    oms_quantity: Mapped[str | None] = mapped_column(String(32))
+    action: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))
+    reference: Mapped[str | None] = mapped_column(String(64))
+    document: Mapped[str | None] = mapped_column(String(255))
+    reason: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[float] = mapped_column(Double)
+
+
+class InventoryReading(Base):
+    """The last Amazon reading applied to an OMS item, per (OMS, seller SKU): an event older than it
+    is stale, and a full scan page fetched before it must not overwrite it."""
+
+    __tablename__ = "inventory_readings"
+
+    oms: Mapped[str] = mapped_column(String(32), primary_key=True)
+    seller_sku: Mapped[str] = mapped_column(String(255), primary_key=True)
+    oms_item: Mapped[str] = mapped_column(String(255))
+    quantity: Mapped[str] = mapped_column(String(32))
+    read_at: Mapped[float] = mapped_column(Double)
+    amazon_updated_at: Mapped[float | None] = mapped_column(Double)
+    origin: Mapped[str] = mapped_column(String(64))
+    document: Mapped[str | None] = mapped_column(String(255))
+
+
+class InventoryLock(Base):
+    """One row: the full reconciliation in progress. Two at once could both read the same OMS
+    quantity and both post the same difference, so a run takes this lease first."""
+
+    __tablename__ = "inventory_lock"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    run_id: Mapped[int | None] = mapped_column(BigInteger)
+    holder: Mapped[str | None] = mapped_column(String(128))
+    expires_at: Mapped[float] = mapped_column(Double)

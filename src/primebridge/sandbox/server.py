@@ -59,16 +59,18 @@ class ThreadedServer:
 
 
 def start_all(*, host: str = "127.0.0.1", amazon_port: int = 0, sap_port: int = 0,
-              netsuite_port: int = 0) -> dict[str, ThreadedServer]:
-    """Start the three sandboxes with their default credentials (see ``sandbox/profile.py``)."""
+              netsuite_port: int = 0, spapi_port: int = 0) -> dict[str, ThreadedServer]:
+    """Start the sandboxes with their default credentials (see ``sandbox/profile.py``)."""
     from primebridge.sandbox.amazon import create_app as amazon_app
     from primebridge.sandbox.netsuite import create_app as netsuite_app
     from primebridge.sandbox.sap import create_app as sap_app
+    from primebridge.sandbox.spapi import create_app as spapi_app
 
     servers = {
         "amazon": ThreadedServer(amazon_app(), host, amazon_port, name="amazon"),
         "sap": ThreadedServer(sap_app(), host, sap_port, name="sap"),
         "netsuite": ThreadedServer(netsuite_app(), host, netsuite_port, name="netsuite"),
+        "spapi": ThreadedServer(spapi_app(), host, spapi_port, name="spapi"),
     }
     started: dict[str, ThreadedServer] = {}
     try:

@@ -27,17 +27,32 @@ from primebridge.domain.errors import PermanentError, TransientError
 
 log = structlog.get_logger()
 
-DOCUMENTS = ("createOrder.graphql", "updateOrder.graphql", "order.graphql")
 FRAGMENTS = ("orderFields.graphql",)
 _OPERATION = re.compile(r"\b(query|mutation|subscription)\s+([_A-Za-z][_0-9A-Za-z]*)")
+_SPREAD = re.compile(r"\.\.\.\s*([_A-Za-z][_0-9A-Za-z]*)")
+
+
+def _folder() -> Any:
+    return resources.files(__package__) / "documents"
+
+
+# Every operation document in ``documents/`` (the other files hold shared fragments), so a new
+# document is validated against the sandbox schema by the tests without being registered anywhere.
+DOCUMENTS = tuple(sorted(entry.name for entry in _folder().iterdir()
+                         if entry.name.endswith(".graphql") and entry.name not in FRAGMENTS))
 
 
 @cache
 def load_document(name: str) -> str:
-    """An operation document from ``documents/`` with the shared fragments appended, as sent."""
-    folder = resources.files(__package__) / "documents"
-    parts = [(folder / name).read_text(encoding="utf-8")]
-    parts += [(folder / fragment).read_text(encoding="utf-8") for fragment in FRAGMENTS]
+    """An operation document from ``documents/`` with the shared fragment files appended when it
+    spreads one of their fragments (GraphQL rejects a document with unused fragments)."""
+    text = (_folder() / name).read_text(encoding="utf-8")
+    parts = [text]
+    spreads = set(_SPREAD.findall(re.sub(r"#[^\n]*", "", text)))
+    for fragment in FRAGMENTS:
+        body = (_folder() / fragment).read_text(encoding="utf-8")
+        if spreads & set(re.findall(r"\bfragment\s+([_A-Za-z][_0-9A-Za-z]*)", body)):
+            parts.append(body)
     return "\n".join(parts)
 
 

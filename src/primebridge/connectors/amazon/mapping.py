@@ -1,7 +1,8 @@
 """Pure translation between primebridge's canonical shapes and Buy with Prime GraphQL JSON.
 
 ``create_order_input`` builds the ``CreateOrderInput`` variables (reference §2.1); ``order_from_json``
-reads an ``Order`` back into an ``AmazonOrder``. No I/O, so every rule is unit-testable.
+reads an ``Order`` back into an ``AmazonOrder`` (its packages through packages.py). No I/O, so every
+rule is unit-testable.
 
 Which product identifier a line sends is a merchant decision: the docs' example uses ``productId``,
 Amazon's SAP CPI scripts send ``externalId`` (the SAP material), its Sterling connector ``amazonSku``,
@@ -16,6 +17,7 @@ from decimal import Decimal
 from typing import Any, Literal
 
 from primebridge.connectors.amazon.errors import BadResponse
+from primebridge.connectors.amazon.packages import packages_from_json
 from primebridge.domain.errors import Rejected
 from primebridge.domain.model import (
     Address,
@@ -190,6 +192,7 @@ def order_from_json(data: Any, *, identifier: ProductIdentifier = "sku") -> Amaz
         execution_state=execution_state,
         aliases=aliases_from_json(data.get("aliases"), f"order {order_id}"),
         lines=tuple(_line(order_id, i, raw, identifier) for i, raw in enumerate(lines_raw)),
+        packages=packages_from_json(data.get("packageInformation"), order_id, aliases=aliases_from_json),
     )
 
 

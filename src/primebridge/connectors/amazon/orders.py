@@ -12,12 +12,14 @@ from typing import Any
 
 from primebridge.connectors.amazon import mapping
 from primebridge.connectors.amazon.client import BwpGraphQLClient, load_document
-from primebridge.connectors.amazon.errors import BadResponse, NotFound
+from primebridge.connectors.amazon.errors import BadResponse, ConflictError, NotFound, ValidationError
+from primebridge.connectors.amazon.packages import package_alias_input
 from primebridge.domain.model import Alias, AmazonOrder, ExecutionState, FulfillmentRequest
 
 
 class BwpOrders:
-    """Buy with Prime orders: create, read by id or alias, release and add aliases."""
+    """Buy with Prime orders: create, read by id or alias (with packages), release, add order, line
+    and package aliases."""
 
     def __init__(self, client: BwpGraphQLClient, *, identifier: mapping.ProductIdentifier = "sku") -> None:
         if identifier not in mapping.PRODUCT_IDENTIFIERS:
@@ -55,6 +57,29 @@ class BwpOrders:
         variables = {"orderIdentifier": mapping.order_identifier(order_id=order_id), "input": update}
         data = self._client.execute(load_document("updateOrder.graphql"), variables)
         return self._order(_payload_order(data, "updateOrder"))
+
+    def add_package_alias(self, order_id: str, package_id: str, alias: Alias) -> AmazonOrder:
+        """Append ``alias`` to the package (``updateOrder`` ``packageInformation.details[{id, aliases}]``,
+        reference §2.2): how a flow records the OMS document it made for the package.
+
+        Idempotent: BwP keeps aliases append-only and may refuse one that is there already, so a
+        refusal is checked against the order; when the package carries the alias, that is success.
+        """
+        variables = {"orderIdentifier": mapping.order_identifier(order_id=order_id),
+                     "input": {"packageInformation": package_alias_input(package_id, (alias,))}}
+        try:
+            data = self._client.execute(load_document("updateOrder.graphql"), variables)
+        except (ValidationError, ConflictError):
+            order = self.get_order(order_id)
+            package = next((p for p in order.packages if p.package_id == package_id), None) if order else None
+            if package is not None and alias in package.aliases:
+                return order  # type: ignore[return-value]
+            raise
+        order = self._order(_payload_order(data, "updateOrder"))
+        if not any(p.package_id == package_id and alias in p.aliases for p in order.packages):
+            raise BadResponse(f"BwP updateOrder succeeded but package {package_id} of order {order_id} "
+                              f"lacks the alias {alias.alias_type}={alias.alias_id}")
+        return order
 
     def _query(self, identifier: dict[str, Any]) -> AmazonOrder | None:
         try:

@@ -14,20 +14,26 @@ import httpx
 from primebridge.config import NetSuiteConfig
 from primebridge.connectors.http import AuditSink, build_client
 from primebridge.connectors.netsuite.governance import shared_semaphore
+from primebridge.connectors.netsuite.inventory import NetSuiteInventoryLedger
 from primebridge.connectors.netsuite.m2m import M2MAuth
 from primebridge.connectors.netsuite.rest import RECORD_PATH, NetSuiteRest
 from primebridge.connectors.netsuite.sales_orders import NetSuiteSalesOrders
+from primebridge.connectors.netsuite.shipments import NetSuiteShipments
 from primebridge.connectors.netsuite.tba import TbaAuth
 from primebridge.domain.errors import ConfigError
 
 __all__ = [
     "M2MAuth",
+    "NetSuiteInventoryLedger",
     "NetSuiteRest",
     "NetSuiteSalesOrders",
+    "NetSuiteShipments",
     "TbaAuth",
     "build_netsuite_auth",
+    "build_netsuite_inventory",
     "build_netsuite_orders",
     "build_netsuite_rest",
+    "build_netsuite_shipments",
 ]
 
 TOKEN_PATH = "/services/rest/auth/oauth2/v1/token"
@@ -97,3 +103,16 @@ def build_netsuite_rest(cfg: NetSuiteConfig, *, audit: AuditSink | None = None,
 def build_netsuite_orders(cfg: NetSuiteConfig, *, audit: AuditSink | None = None,
                           transport: httpx.BaseTransport | None = None) -> NetSuiteSalesOrders:
     return NetSuiteSalesOrders(build_netsuite_rest(cfg, audit=audit, transport=transport), cfg)
+
+
+def build_netsuite_shipments(cfg: NetSuiteConfig, *, audit: AuditSink | None = None,
+                             transport: httpx.BaseTransport | None = None) -> NetSuiteShipments:
+    """Item fulfillments and line cancellations; same account semaphore as ``build_netsuite_orders``."""
+    return NetSuiteShipments(build_netsuite_rest(cfg, audit=audit, transport=transport), cfg)
+
+
+def build_netsuite_inventory(cfg: NetSuiteConfig, *, audit: AuditSink | None = None,
+                             transport: httpx.BaseTransport | None = None) -> NetSuiteInventoryLedger:
+    """Stock and inventory adjustments at ``netsuite.inventory.location_id``; same account semaphore as
+    ``build_netsuite_orders``, so parallel inventory writes stay within ``netsuite.concurrency``."""
+    return NetSuiteInventoryLedger(build_netsuite_rest(cfg, audit=audit, transport=transport), cfg.inventory)

@@ -1,4 +1,5 @@
-"""SAP S/4HANA over OData V2 (API_SALES_ORDER_SRV): client, auth, errors, mapping, notifications."""
+"""SAP S/4HANA over OData V2 (API_SALES_ORDER_SRV, API_OUTBOUND_DELIVERY_SRV): client, auth, errors, mapping,
+notifications, shipments."""
 
 from __future__ import annotations
 
@@ -10,12 +11,16 @@ import httpx
 from primebridge.config import SapConfig
 from primebridge.connectors.http import AuditSink, build_client
 from primebridge.connectors.sap.auth import SapAuth, SapBasicAuth, SapClientCredentials
+from primebridge.connectors.sap.deliveries import OutboundDeliveries
+from primebridge.connectors.sap.inventory import SapInventoryLedger
 from primebridge.connectors.sap.odata import ODataClient
 from primebridge.connectors.sap.sales_orders import SapSalesOrders
+from primebridge.connectors.sap.shipments import SapShipments
 from primebridge.domain.errors import ConfigError
 
-__all__ = ["ODataClient", "SapAuth", "SapBasicAuth", "SapClientCredentials", "SapSalesOrders",
-           "build_sap_auth", "build_sap_orders"]
+__all__ = ["ODataClient", "SapAuth", "SapBasicAuth", "SapClientCredentials", "SapInventoryLedger",
+           "SapSalesOrders", "SapShipments", "build_sap_auth", "build_sap_inventory", "build_sap_orders",
+           "build_sap_shipments"]
 
 
 def build_sap_auth(cfg: SapConfig, *, audit: AuditSink | None = None,
@@ -57,3 +62,31 @@ def build_sap_orders(cfg: SapConfig, *, audit: AuditSink | None = None,
     client = ODataClient(http, cfg.sales_order_service, auth=auth, sap_client=cfg.sap_client,
                          page_size=cfg.page_size)
     return SapSalesOrders(client, cfg)
+
+
+def build_sap_shipments(cfg: SapConfig, *, audit: AuditSink | None = None,
+                        transport: httpx.BaseTransport | None = None) -> SapShipments:
+    """Outbound deliveries (``sap.shipments.delivery_service``) plus the sales order service for item
+    rejection; both share one HTTP client (one SAP session, one cookie jar) and one auth."""
+    http = build_client(system="sap", base_url=cfg.base_url, timeout=cfg.timeout_seconds, audit=audit,
+                        transport=transport)
+    auth = build_sap_auth(cfg, audit=audit, transport=transport)
+    deliveries = ODataClient(http, cfg.shipments.delivery_service, auth=auth, sap_client=cfg.sap_client,
+                             page_size=cfg.page_size)
+    orders = ODataClient(http, cfg.sales_order_service, auth=auth, sap_client=cfg.sap_client,
+                         page_size=cfg.page_size)
+    return SapShipments(OutboundDeliveries(deliveries, language=cfg.fields.text_language), orders, cfg)
+
+
+def build_sap_inventory(cfg: SapConfig, *, audit: AuditSink | None = None,
+                        transport: httpx.BaseTransport | None = None) -> SapInventoryLedger:
+    """Stock (``sap.inventory.stock_service``) and goods movements (``sap.inventory.document_service``)
+    over one HTTP client and one auth, at ``sap.inventory.plant`` / ``storage_location``."""
+    http = build_client(system="sap", base_url=cfg.base_url, timeout=cfg.timeout_seconds, audit=audit,
+                        transport=transport)
+    auth = build_sap_auth(cfg, audit=audit, transport=transport)
+    stock = ODataClient(http, cfg.inventory.stock_service, auth=auth, sap_client=cfg.sap_client,
+                        page_size=cfg.page_size)
+    documents = ODataClient(http, cfg.inventory.document_service, auth=auth, sap_client=cfg.sap_client,
+                            page_size=cfg.page_size)
+    return SapInventoryLedger(stock, documents, cfg.inventory)

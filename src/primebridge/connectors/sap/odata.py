@@ -183,19 +183,35 @@ class ODataClient:
         response = self._modify("DELETE", self.url(entity_path), entity=entity_path, headers=headers)
         self._raise(response, entity_path)
 
+    def call_function(self, name: str, params: Mapping[str, str], etag: str | None = None) -> Any:
+        """POST a function import, e.g. ``PostGoodsIssue?DeliveryDocument='80000123'``.
+
+        ``params`` values are OData literals already (``values.string_literal``): Gateway reads them
+        from the query string, the body stays empty. ``etag`` goes into ``If-Match``, which SAP
+        requires for actions bound to an entity with a concurrency token (428 without it).
+        Returns ``d`` of the answer (a ``{"results": [...]}`` for collection results), ``None`` if empty.
+        """
+        headers = {"If-Match": etag} if etag else {}
+        response = self._modify("POST", self.url(name), entity=name, headers=headers, params=params)
+        self._raise(response, name)
+        if not response.content:
+            return None
+        return self._payload(response, name)
+
     # -- plumbing --------------------------------------------------------------------------
 
     def _modify(self, method: str, url: str, *, entity: str, json: JSON | None = None,
-                headers: Mapping[str, str] | None = None) -> httpx.Response:
+                headers: Mapping[str, str] | None = None,
+                params: Mapping[str, str | None] | None = None) -> httpx.Response:
         """Sends a modifying request with the CSRF token; on ``403 X-CSRF-Token: Required`` it
         refetches the token once (it expires with the SAP security session) and retries."""
         token = self._ensure_csrf(entity)
-        response = self._send(method, url, entity=entity, json=json, headers={**(headers or {}),
-                                                                                "X-CSRF-Token": token})
+        response = self._send(method, url, entity=entity, json=json, params=params,
+                              headers={**(headers or {}), "X-CSRF-Token": token})
         if response.status_code == 403 and response.headers.get("x-csrf-token", "").lower() == "required":
             log.info("sap.csrf.refetch", entity=entity)
             token = self._ensure_csrf(entity, stale=token)
-            response = self._send(method, url, entity=entity, json=json,
+            response = self._send(method, url, entity=entity, json=json, params=params,
                                   headers={**(headers or {}), "X-CSRF-Token": token})
         return response
 

@@ -4,6 +4,20 @@ It answers the way BwP is documented to (reference §1, §2.8, §6): OAuth clien
 that expire; a GraphQL endpoint that wants a bearer token (HTTP 401 otherwise), a target id header
 (either spelling) and ``x-api-version``; errors as HTTP 200 with ``extensions.classification``,
 including throttling. The schema is ``schema.graphql`` executed with graphql-core.
+
+Events (reference §2.9, §3): the sandbox mutation ``updateOrderPackageInformation`` (packages.py),
+auth profiles and subscriptions (subscriptions.py), delivery to webhooks with auth, optional
+signing and fault knobs (delivery.py, signing.py; JWKS at ``GET /jwks.json``). Admin routes:
+
+- ``POST /_sandbox/events`` ``{"eventType", "resources": [...], "data"?}``: publish any event
+  (e.g. INVENTORY_CHANGED, which the real sandbox does not publish); resources without the
+  ``businessProduct/…`` prefix get it. Answers 201 ``{"event", "deliveries"}``.
+- ``GET /_sandbox/events``: every published event. ``GET /_sandbox/deliveries[?state=pending|
+  in_flight|delivered|failed]``: the deliveries. ``POST /_sandbox/deliveries/drain?timeout=10``:
+  waits (at most 60 s) until nothing is pending or in flight; 200 ``{"drained": true, ...}`` or
+  504 with the counts.
+- ``GET``/``PUT /_sandbox/delivery/knobs``; ``GET /_sandbox/subscriptions`` (secrets masked);
+  ``POST /_sandbox/signing/rotate`` (new current key, the previous one stays in the JWKS).
 """
 
 from __future__ import annotations
@@ -13,6 +27,7 @@ import binascii
 import json
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import asdict
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -27,6 +42,8 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from primebridge.sandbox.amazon.delivery import DeliveryKnobs
+from primebridge.sandbox.amazon.products import MAX_FIRST, products_page
 from primebridge.sandbox.amazon.state import CatalogItem, SandboxState
 from primebridge.sandbox.amazon.validation import SandboxFault
 from primebridge.sandbox.knobs import ADMIN_PREFIX, FaultInjector, FaultMiddleware, Knobs, knob_routes
@@ -67,12 +84,40 @@ class _Root:
     def order(self, info: Any, orderIdentifier: dict[str, Any]) -> dict[str, Any]:
         return _guard(lambda: self._state.get_order(orderIdentifier))
 
+    def products(self, info: Any, first: int = MAX_FIRST, after: str | None = None) -> dict[str, Any]:
+        return _guard(lambda: products_page(self._state, first, after))
+
     def createOrder(self, info: Any, input: dict[str, Any]) -> dict[str, Any]:
         return {"order": _guard(lambda: self._state.create_order(input))}
 
     def updateOrder(self, info: Any, orderIdentifier: dict[str, Any],
                     input: dict[str, Any]) -> dict[str, Any]:
         return {"order": _guard(lambda: self._state.update_order(orderIdentifier, input))}
+
+    def updateOrderPackageInformation(self, info: Any, orderIdentifier: dict[str, Any],
+                                      input: dict[str, Any]) -> dict[str, Any]:
+        return {"order": _guard(lambda: self._state.update_package_information(orderIdentifier, input))}
+
+    def packageTracker(self, info: Any, packageTrackerInput: dict[str, Any]) -> dict[str, Any]:
+        return _guard(lambda: self._state.package_tracker(packageTrackerInput["packageTrackerIdentifier"]))
+
+    def createAuthProfile(self, info: Any, input: dict[str, Any]) -> dict[str, Any]:
+        return _guard(lambda: self._state.subscriptions.create_auth_profile(input))
+
+    def updateAuthProfile(self, info: Any, input: dict[str, Any]) -> dict[str, Any]:
+        return _guard(lambda: self._state.subscriptions.update_auth_profile(input))
+
+    def createEventSubscription(self, info: Any, input: dict[str, Any]) -> dict[str, Any]:
+        return _guard(lambda: self._state.subscriptions.create_subscription(input))
+
+    def deleteEventSubscription(self, info: Any, subscriptionId: str) -> dict[str, Any]:
+        return _guard(lambda: self._state.subscriptions.delete_subscription(subscriptionId))
+
+    def eventSubscription(self, info: Any, subscriptionId: str) -> dict[str, Any]:
+        return _guard(lambda: self._state.subscriptions.subscription(subscriptionId))
+
+    def eventSubscriptions(self, info: Any) -> dict[str, Any]:
+        return self._state.subscriptions.connection()
 
 
 def _guard(call: Callable[[], dict[str, Any]]) -> dict[str, Any]:
@@ -213,6 +258,64 @@ class _Handlers:
     async def schema(self, request: Request) -> Response:
         return PlainTextResponse(schema_sdl())
 
+    # -- events -----------------------------------------------------------------------------------
+
+    async def emit_event(self, request: Request) -> Response:
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict) or not isinstance(body.get("eventType"), str) or not body["eventType"]:
+            return JSONResponse({"error": "the body must be a JSON object with an 'eventType' string"},
+                                status_code=400)
+        resources = body.get("resources", [])
+        if not isinstance(resources, list) or not all(isinstance(r, str) and r.strip("/") for r in resources):
+            return JSONResponse({"error": "'resources' must be a list of non-empty strings"}, status_code=400)
+        data = body.get("data")
+        data = {} if data is None else data
+        if not isinstance(data, dict):
+            return JSONResponse({"error": "'data' must be a JSON object"}, status_code=400)
+        event, deliveries = self.state.emit(body["eventType"], resources, data)
+        return JSONResponse({"event": event.to_json(), "deliveries": deliveries}, status_code=201)
+
+    async def list_events(self, request: Request) -> Response:
+        return JSONResponse(self.state.deliveries.events())
+
+    async def list_deliveries(self, request: Request) -> Response:
+        state = request.query_params.get("state")
+        if state not in (None, "pending", "in_flight", "delivered", "failed"):
+            return JSONResponse({"error": "state must be pending, in_flight, delivered or failed"}, status_code=400)
+        return JSONResponse(self.state.deliveries.deliveries(state))
+
+    async def drain(self, request: Request) -> Response:
+        try:
+            timeout = float(request.query_params.get("timeout", "10"))
+        except ValueError:
+            return JSONResponse({"error": "timeout must be a number of seconds"}, status_code=400)
+        timeout = min(max(timeout, 0.0), 60.0)
+        drained = await run_in_threadpool(self.state.deliveries.drain, timeout)
+        return JSONResponse({"drained": drained, **self.state.deliveries.counts()},
+                            status_code=200 if drained else 504)
+
+    async def get_delivery_knobs(self, request: Request) -> Response:
+        return JSONResponse(asdict(self.state.deliveries.knobs))
+
+    async def put_delivery_knobs(self, request: Request) -> Response:
+        try:
+            self.state.deliveries.knobs.update(await request.json())
+        except (ValueError, TypeError) as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        return JSONResponse(asdict(self.state.deliveries.knobs))
+
+    async def list_subscriptions(self, request: Request) -> Response:
+        return JSONResponse(self.state.subscriptions.admin_view())
+
+    async def rotate_key(self, request: Request) -> Response:
+        return JSONResponse({"kid": self.state.signer.rotate()})
+
+    async def jwks(self, request: Request) -> Response:
+        return JSONResponse(self.state.signer.jwks())
+
 
 def _text(value: Any) -> str | None:
     return value if isinstance(value, str) else None
@@ -246,16 +349,20 @@ def _fault_responder(state: SandboxState) -> Callable[[str, Knobs], ASGIApp]:
 def create_app(*, client_id: str = "sandbox-client", client_secret: str = "sandbox-secret",
                target_id: str = "sandbox-target", token_ttl_seconds: float = 900, knobs: Knobs | None = None,
                accept_unknown_skus: bool = False, catalog: Iterable[dict[str, Any]] = (),
-               api_access_key: str | None = None, clock: Callable[[], float] = time.monotonic) -> Starlette:
+               api_access_key: str | None = None, clock: Callable[[], float] = time.monotonic,
+               carrier_code: str = "ups", delivery_knobs: DeliveryKnobs | None = None) -> Starlette:
     """The sandbox app; ``app.state.sandbox`` is its ``SandboxState`` for in-process inspection.
 
     ``catalog`` seeds SKUs (``[{sku, title, price}]``, kept across ``/_sandbox/reset``);
-    ``api_access_key`` makes ``x-api-access-key`` mandatory; ``clock`` drives token expiry.
+    ``api_access_key`` makes ``x-api-access-key`` mandatory; ``clock`` drives token expiry;
+    ``carrier_code`` is the carrier of shipped packages' trackers; ``delivery_knobs`` the initial
+    event-delivery knobs (``app.state.sandbox.deliveries.knobs`` at run time).
     """
     state = SandboxState(client_id=client_id, client_secret=client_secret, target_id=target_id,
                          token_ttl_seconds=token_ttl_seconds, accept_unknown_skus=accept_unknown_skus,
                          catalog=[CatalogItem.from_json(item) for item in catalog],
-                         api_access_key=api_access_key, clock=clock)
+                         api_access_key=api_access_key, clock=clock, carrier_code=carrier_code,
+                         delivery_knobs=delivery_knobs)
     injector = FaultInjector(knobs)
     handlers = _Handlers(state)
     admin = ADMIN_PREFIX
@@ -270,6 +377,15 @@ def create_app(*, client_id: str = "sandbox-client", client_secret: str = "sandb
         Route(f"{admin}/stats", handlers.stats, methods=["GET"]),
         Route(f"{admin}/tokens/revoke", handlers.revoke_tokens, methods=["POST"]),
         Route(f"{admin}/schema", handlers.schema, methods=["GET"]),
+        Route("/jwks.json", handlers.jwks, methods=["GET"]),
+        Route(f"{admin}/events", handlers.emit_event, methods=["POST"]),
+        Route(f"{admin}/events", handlers.list_events, methods=["GET"]),
+        Route(f"{admin}/deliveries", handlers.list_deliveries, methods=["GET"]),
+        Route(f"{admin}/deliveries/drain", handlers.drain, methods=["POST"]),
+        Route(f"{admin}/delivery/knobs", handlers.get_delivery_knobs, methods=["GET"]),
+        Route(f"{admin}/delivery/knobs", handlers.put_delivery_knobs, methods=["PUT"]),
+        Route(f"{admin}/subscriptions", handlers.list_subscriptions, methods=["GET"]),
+        Route(f"{admin}/signing/rotate", handlers.rotate_key, methods=["POST"]),
         *knob_routes(injector),
     ]
     app = Starlette(routes=routes, middleware=[

@@ -1,8 +1,12 @@
-"""The Buy with Prime sandbox's state: tokens, catalogue, orders, alias index and call counters.
+"""The Buy with Prime sandbox's state: tokens, catalogue, orders, alias index and call counters,
+plus the event side (``subscriptions``, ``deliveries``: see subscriptions.py and delivery.py).
 
 Orders are kept as dicts in the GraphQL ``Order`` shape, so graphql-core's default resolvers serve
 them directly; every read returns a fresh copy (``order_view``), taken under the lock, so a
 response is never built from an order another request is changing.
+
+Events are published with the order lock held, right after the change that causes them, so their
+order of publication is the order of the changes; delivery happens later on other threads.
 """
 
 from __future__ import annotations
@@ -12,13 +16,17 @@ import secrets
 import string
 import threading
 import time
-import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from primebridge.sandbox.amazon import packages as package_rules
+from primebridge.sandbox.amazon.delivery import Deliverer, DeliveryKnobs
+from primebridge.sandbox.amazon.events import Event, business_product_id, new_event, resource
+from primebridge.sandbox.amazon.signing import Signer
+from primebridge.sandbox.amazon.subscriptions import Subscriptions
 from primebridge.sandbox.amazon.validation import (
     SandboxFault,
     alias_key,
@@ -85,7 +93,8 @@ class SandboxState:
 
     def __init__(self, *, client_id: str, client_secret: str, target_id: str, token_ttl_seconds: float,
                  accept_unknown_skus: bool = False, catalog: Iterable[CatalogItem] = (),
-                 api_access_key: str | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+                 api_access_key: str | None = None, clock: Callable[[], float] = time.monotonic,
+                 carrier_code: str = "ups", delivery_knobs: DeliveryKnobs | None = None) -> None:
         self.client_id = client_id
         self.client_secret = client_secret
         self.target_id = target_id
@@ -100,18 +109,26 @@ class SandboxState:
         self._orders: dict[str, JSON] = {}
         self._alias_index: dict[tuple[str, str], str] = {}
         self.stats: Counter[str] = Counter()
+        self.carrier_code = carrier_code
+        self.business_product_id = business_product_id(target_id)
+        self.subscriptions = Subscriptions(target_id)
+        self.signer = Signer()
+        self.deliveries = Deliverer(self.subscriptions, self.signer, delivery_knobs, now_iso=now_iso)
         self.reset()
 
     # -- admin -----------------------------------------------------------------------------------
 
     def reset(self) -> None:
-        """Back to the start: no orders, tokens or counters; the catalogue as seeded at creation."""
+        """Back to the start: no orders, tokens, counters, subscriptions, events or deliveries; the
+        catalogue as seeded at creation. Delivery knobs and signing keys stay."""
         with self._lock:
             self._tokens.clear()
             self._orders.clear()
             self._alias_index.clear()
             self.stats.clear()
             self._catalog = {item.sku: item for item in self._seed}
+            self.subscriptions.reset()
+            self.deliveries.reset()
 
     def count(self, name: str) -> None:
         with self._lock:
@@ -232,7 +249,45 @@ class SandboxState:
             order["metadata"]["updatedAt"] = now_iso()
             return self._view(order)
 
+    def update_package_information(self, identifier: JSON, data: JSON) -> JSON:
+        """The sandbox mutation, applied before answering (see packages.py); publishes its events."""
+        with self._lock:
+            self.stats["updateOrderPackageInformation"] += 1
+            order = self._find(identifier, "updateOrderPackageInformation")
+            ctx = package_rules.Context(now_iso=now_iso, carrier_code=self.carrier_code)
+            try:
+                emitted = package_rules.update_packages(order, data["packageInformation"]["details"], ctx)
+            except SandboxFault:
+                self.stats["updateOrderPackageInformation.rejected"] += 1
+                raise
+            order["metadata"]["updatedAt"] = now_iso()
+            for event_type, segments in emitted:
+                self._publish(event_type, (resource(self.business_product_id, "order", order["id"], *segments),))
+            return self._view(order)
+
+    def package_tracker(self, identifier: JSON) -> JSON:
+        with self._lock:
+            self.stats["packageTracker"] += 1
+            for order in self._orders.values():
+                for package in order["packages"]:
+                    if package_rules.tracker_matches(package.get("tracker"), identifier):
+                        return copy.deepcopy(package["tracker"])
+        raise SandboxFault("ResourceNotFoundError", "PackageTrackerNotFound",
+                           f"no tracker {identifier['carrierCode']} {identifier['trackingNumber']}")
+
+    def emit(self, event_type: str, resources: Iterable[str], data: JSON | None = None) -> tuple[Event, int]:
+        """Publish an arbitrary event (admin API): for what the sandbox never publishes itself, such
+        as INVENTORY_CHANGED. Relative resources get the ``businessProduct/{bp}/`` prefix."""
+        paths = tuple(resource(self.business_product_id, path.strip("/")) for path in resources)
+        with self._lock:
+            return self._publish(event_type, paths, data)
+
     # -- internals (lock held) -------------------------------------------------------------------
+
+    def _publish(self, event_type: str, resources: tuple[str, ...], data: JSON | None = None) -> tuple[Event, int]:
+        event = new_event(event_type, resources, now_iso(), data)
+        self.stats[f"event.{event_type}"] += 1
+        return event, self.deliveries.publish(event)
 
     def _find(self, identifier: JSON, operation: str) -> JSON:
         order_id, alias = identifier.get("orderId"), identifier.get("alias")
@@ -304,8 +359,7 @@ class SandboxState:
         contents = [(line["id"], line["amount"]["value"]) for line in order["lineItems"]
                     if line["deliveryOffer"]["details"].get("deliveryProvider") == "AMAZON"]
         if contents:
-            order["packages"].append({"id": str(uuid.uuid4()), "aliases": [], "state": "PENDING",
-                                      "reason": None, "contents": contents})
+            order["packages"].append(package_rules.new_package(contents))
 
     def _line_alias_updates(self, order: JSON, updates: list[JSON] | None) -> list[tuple[JSON, list[JSON]]]:
         lines = {line["id"]: line for line in order["lineItems"]}
@@ -365,7 +419,8 @@ class SandboxState:
             reference = {k: copy.deepcopy(line[k]) for k in ("id", "aliases", "amount", "product")}
             amounts.append({"lineItem": reference, "amount": {"value": value, "unit": "ONE"}})
         return {"id": package["id"], "aliases": copy.deepcopy(package["aliases"]), "state": package["state"],
-                "reason": package["reason"], "packageTracker": None, "deliverFromAddress": None,
+                "reason": package["reason"], "packageTracker": copy.deepcopy(package.get("tracker")),
+                "deliverFromAddress": None,
                 "packageInformationDetailsFor": {"orderLineItemAmounts": amounts}}
 
 

@@ -3,14 +3,15 @@ NetSuite's concurrency governance, fault knobs and the ``/_sandbox`` admin API.
 
 Service (every call needs a valid TBA header or a bearer token from the token endpoint):
 ``GET|PATCH /services/rest/record/v1/salesOrder/{id|eid:x}``, ``POST .../salesOrder`` (204 +
-``Location``), ``POST .../salesOrder/{id}/!transform/itemFulfillment``, ``GET`` of ``itemFulfillment``,
-``currency``, ``customer``, ``inventoryItem``, ``location``, ``shipItem``, ``employee``;
+``Location``), ``POST .../salesOrder/{id}/!transform/itemFulfillment``, ``GET|PATCH .../itemFulfillment/{id|eid:x}``,
+``GET`` of ``currency``, ``customer``, ``inventoryItem``, ``location``, ``shipItem``, ``employee``;
 ``POST /services/rest/query/v1/suiteql``; ``GET /services/rest/system/v1/governanceLimits``;
 ``POST /services/rest/auth/oauth2/v1/token``.
 
 Admin (never authenticated, never faulted or throttled):
 ``POST /_sandbox/sales-orders`` (seed, see ``admin``), ``GET /_sandbox/sales-orders[/{id}]``,
 ``PATCH /_sandbox/sales-orders/{id}`` (a user's change), ``POST /_sandbox/reset``, ``GET /_sandbox/stats``,
+``GET /_sandbox/item-fulfillments[/{id}]`` (``?sales_order=``),
 ``GET /_sandbox/login-audit``, ``PUT /_sandbox/clock`` (``{"now": iso|null}`` / ``{"advance_seconds": n}``),
 ``PUT /_sandbox/governance`` (``concurrency_limit``, ``gate_closed``, ``token_ttl_seconds``),
 ``POST /_sandbox/oauth2/certificates`` (``client_id``, ``public_key`` PEM, optional ``certificate_id``,
@@ -35,7 +36,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from primebridge.sandbox.knobs import ADMIN_PREFIX, FaultInjector, FaultMiddleware, Knobs, knob_routes
-from primebridge.sandbox.netsuite import admin, auth, records
+from primebridge.sandbox.netsuite import admin, auth, fulfillments, inventory_api, records
 from primebridge.sandbox.netsuite.errors import NsError, error_response
 from primebridge.sandbox.netsuite.state import SandboxState, TbaCredentials
 from primebridge.sandbox.netsuite.suiteql import SuiteQLError, execute
@@ -177,10 +178,8 @@ def service_routes(state: SandboxState, custom_fields: frozenset[str] | None) ->
                                                   expand=expand, simple_enum=simple,
                                                   fields=fields.split(",") if fields else None)
             elif kind == "itemFulfillment":
-                ful = state.fulfillments.get(int(record_id)) if record_id.isdigit() else None
-                if ful is None:
-                    raise records.not_found()
-                body = records.render_fulfillment(ful, _base(request), expand=expand, simple_enum=simple)
+                body = fulfillments.render_fulfillment(fulfillments.find_fulfillment(state, record_id),
+                                                       _base(request), expand=expand, simple_enum=simple)
             else:
                 catalog = {"currency": state.currencies, "customer": state.customers,
                            "inventoryItem": state.items, "location": state.locations,
@@ -193,11 +192,16 @@ def service_routes(state: SandboxState, custom_fields: frozenset[str] | None) ->
 
     async def patch_record(request: Request, user: str) -> Response:
         kind = _record_type(request)
-        if kind != "salesOrder":
+        if kind not in ("salesOrder", "itemFulfillment"):
             raise NsError(405, "INVALID_REQUEST", f"The sandbox does not update {kind} records.")
         body = await _json_body(request)
         rules = _rules(request, custom_fields)
         replace = {p.strip() for p in request.query_params.get("replace", "").split(",") if p.strip()}
+        if kind == "itemFulfillment":
+            with state.lock:
+                ful = fulfillments.find_fulfillment(state, request.path_params["rid"])
+                ful = fulfillments.patch_fulfillment(state, ful, body, replace=replace, rules=rules, user=user)
+            return _no_content(records.href(_base(request), kind, ful.id), rules)
         with state.lock:
             so = records.find_order(state, request.path_params["rid"])
             so = records.patch_sales_order(state, so, body, replace=replace, rules=rules, user=user)
@@ -220,10 +224,11 @@ def service_routes(state: SandboxState, custom_fields: frozenset[str] | None) ->
             raise NsError(400, "INVALID_REQUEST",
                           f"The sandbox supports only salesOrder → itemFulfillment, not {kind} → {target}.")
         body = await _json_body(request)
+        rules = _rules(request, custom_fields)
         with state.lock:
             so = records.find_order(state, request.path_params["rid"])
-            ful = records.transform_to_fulfillment(state, so, body, user=user)
-        return _no_content(records.href(_base(request), "itemFulfillment", ful.id), records.FieldRules())
+            ful = fulfillments.transform_to_fulfillment(state, so, body, rules=rules, user=user)
+        return _no_content(records.href(_base(request), "itemFulfillment", ful.id), rules)
 
     async def suiteql(request: Request, user: str) -> Response:
         if "transient" not in request.headers.get("prefer", "").lower():
@@ -247,7 +252,8 @@ def service_routes(state: SandboxState, custom_fields: frozenset[str] | None) ->
             raise NsError(400, "INVALID_CONTENT", "params must be a list.", path="params")
         with state.lock:
             try:
-                rows = execute(query, records.suiteql_tables(state), params, now=state.now())
+                tables = {**records.suiteql_tables(state), **inventory_api.suiteql_tables(state)}
+                rows = execute(query, tables, params, now=state.now())
             except SuiteQLError as exc:
                 raise NsError(400, "INVALID_PARAMETER", "Invalid search query. Detailed unprocessed description "
                               f"follows. {exc}") from exc
@@ -449,7 +455,8 @@ def create_app(
     injector = FaultInjector(knobs)
     fields = None if custom_fields is None else frozenset(f.lower() for f in custom_fields)
     app = Starlette(
-        routes=[*admin_routes(state, injector), token_route(state), *service_routes(state, fields)],
+        routes=[*admin_routes(state, injector), *fulfillments.admin_routes(state), *inventory_api.admin_routes(state),
+                token_route(state), *inventory_api.service_routes(state, service), *service_routes(state, fields)],
         middleware=[Middleware(GovernanceMiddleware, state=state),
                     Middleware(FaultMiddleware, injector=injector, on_fault=_on_fault)],
     )

@@ -22,7 +22,6 @@ from primebridge.sandbox.netsuite.state import (
     ORDER_STATUS_NAMES,
     SHIP_STATUS_NAMES,
     Catalog,
-    Fulfillment,
     Line,
     Ref,
     SalesOrder,
@@ -170,28 +169,6 @@ def render_sales_order(so: SalesOrder, base: str, *, expand: bool, simple_enum: 
     if fields is not None:
         wanted = {f.lower() for f in fields}
         data = {k: v for k, v in data.items() if k == "links" or k.lower() in wanted}
-    return _clean(data)
-
-
-def render_fulfillment(ful: Fulfillment, base: str, *, expand: bool, simple_enum: bool = False) -> dict[str, Any]:
-    owner = href(base, "itemFulfillment", ful.id)
-    data: dict[str, Any] = {
-        "links": [{"rel": "self", "href": owner}],
-        "id": str(ful.id),
-        "tranId": ful.tran_id,
-        "externalId": ful.external_id,
-        "createdFrom": {"links": [{"rel": "self", "href": href(base, "salesOrder", ful.created_from)}],
-                        "id": str(ful.created_from)},
-        "entity": ref_json(ful.entity, base, "customer"),
-        "shipStatus": enum_json(ful.ship_status, SHIP_STATUS_NAMES, simple_enum),
-        "memo": ful.memo,
-        "createdDate": iso(ful.created),
-        "lastModifiedDate": iso(ful.last_modified),
-    }
-    for name, rows in (("item", ful.lines), ("package", ful.packages)):
-        links = [{"rel": "self", "href": f"{owner}/{name}"}]
-        data[name] = {"links": links, "items": rows, "count": len(rows), "hasMore": False, "offset": 0,
-                      "totalResults": len(rows)} if expand else {"links": links}
     return _clean(data)
 
 
@@ -421,6 +398,33 @@ def _check_external_id(state: SandboxState, so: SalesOrder) -> None:
                       path="externalId")
 
 
+def _line_path(body: dict[str, Any], line: int, default: str) -> str:
+    """The ``o:errorPath`` of the body line that addresses sales-order line ``line``."""
+    sublist = body.get(canonical("item", body) or "item")
+    rows = sublist.get("items") if isinstance(sublist, dict) else None
+    for index, raw in enumerate(rows or []):
+        key = canonical("line", raw) if isinstance(raw, dict) else None
+        if key is not None and str(raw[key]) == str(line):
+            return f"item.items[{index}]"
+    return default
+
+
+def _check_fulfilled_quantities(before: SalesOrder, after: SalesOrder, body: dict[str, Any]) -> None:
+    """A line's quantity cannot drop below what was fulfilled already, and a line with fulfilments
+    cannot be removed; closing such a line is allowed (NetSuite's exact wording is [U])."""
+    kept = {ln.line for ln in after.lines}
+    for line in before.lines:
+        if line.quantity_fulfilled > 0 and line.line not in kept:
+            raise NsError(400, "USER_ERROR", f"Line {line.line} has been fulfilled and cannot be removed.",
+                          path="item")
+    for line in after.lines:
+        if line.quantity < line.quantity_fulfilled:
+            raise NsError(400, "USER_ERROR",
+                          f"You cannot lower the quantity of line {line.line} to {line.quantity.normalize():f}: "
+                          f"{line.quantity_fulfilled.normalize():f} have been fulfilled already.",
+                          path=_line_path(body, line.line, "item") + ".quantity")
+
+
 def patch_sales_order(state: SandboxState, so: SalesOrder, body: Any, *, replace: set[str],
                       rules: FieldRules, user: str) -> SalesOrder:
     if not isinstance(body, dict):
@@ -430,6 +434,7 @@ def patch_sales_order(state: SandboxState, so: SalesOrder, body: Any, *, replace
         raise NsError(400, "INVALID_REQUEST", f"replace names unknown sublists: {', '.join(sorted(unknown))}")
     draft = copy.deepcopy(so)
     _apply_body(state, draft, body, replace, rules, creating=False)
+    _check_fulfilled_quantities(so, draft, body)
     _check_external_id(state, draft)
     draft.last_modified = state.now()
     draft.last_modified_by = user
@@ -457,67 +462,6 @@ def create_sales_order(state: SandboxState, body: Any, *, rules: FieldRules, use
     _check_external_id(state, so)
     state.orders[so.id] = so
     return so
-
-
-def transform_to_fulfillment(state: SandboxState, so: SalesOrder, body: Any, *, user: str) -> Fulfillment:
-    """SO → itemFulfillment: every open line with quantity left is fulfilled unless the body says
-    ``itemReceive: false`` for its ``orderLine``; a body line may lower the quantity."""
-    if not isinstance(body, dict):
-        raise NsError(400, "INVALID_CONTENT", "The request body must be a JSON object.")
-    if so.status() not in ("B", "D", "E"):
-        raise NsError(400, "USER_ERROR", f"The sales order is {ORDER_STATUS_NAMES[so.status()]} and cannot "
-                      "be fulfilled.")
-    plan = {ln.line: ln.quantity - ln.quantity_fulfilled for ln in so.lines
-            if not ln.is_closed and ln.item_type not in NON_GOODS and ln.quantity > ln.quantity_fulfilled}
-    locations: dict[int, Ref | None] = {}
-    sublist = body.get("item")
-    rows = sublist.get("items") if isinstance(sublist, dict) else None
-    for index, raw in enumerate(rows or []):
-        path = f"item.items[{index}]"
-        order_line = raw.get("orderLine") if isinstance(raw, dict) else None
-        if isinstance(order_line, bool) or not str(order_line).isdigit() or int(order_line) not in plan:
-            raise invalid_value("orderLine", order_line, f"{path}.orderLine")
-        number_value = int(order_line)
-        if raw.get("itemReceive") is False:
-            plan.pop(number_value)
-            continue
-        if "quantity" in raw:
-            quantity = parse_number(raw["quantity"], "quantity", f"{path}.quantity")
-            if quantity <= 0 or quantity > plan[number_value]:
-                raise invalid_value("quantity", raw["quantity"], f"{path}.quantity")
-            plan[number_value] = quantity
-        if raw.get("location") is not None:
-            locations[number_value] = parse_ref(state.locations, raw["location"], "location", f"{path}.location")
-    if not plan:
-        raise NsError(400, "USER_ERROR", "You must enter at least one line item for this transaction.")
-    ship_status = body.get("shipStatus", "C")
-    ship_status = ship_status.get("id") if isinstance(ship_status, dict) else ship_status
-    if ship_status not in SHIP_STATUS_NAMES:
-        raise invalid_value("shipStatus", ship_status, "shipStatus")
-    packages = (body.get("package") or {}).get("items") or []
-    if not isinstance(packages, list) or not all(isinstance(p, dict) for p in packages):
-        raise NsError(400, "INVALID_CONTENT", "package.items must be a list of objects.", path="package")
-    now = state.now()
-    new_id = state.new_transaction_id()
-    lines = []
-    for position, (order_line, quantity) in enumerate(sorted(plan.items()), start=1):
-        so_line = so.line(order_line)
-        assert so_line is not None
-        so_line.quantity_fulfilled += quantity
-        location = locations.get(order_line, so_line.location)
-        lines.append(_clean({"line": position, "orderLine": order_line, "itemReceive": True,
-                             "item": {"id": so_line.item.id, "refName": so_line.item.name},
-                             "quantity": float(quantity),
-                             "location": {"id": location.id, "refName": location.name} if location else None}))
-    ful = Fulfillment(id=new_id, tran_id=f"IF{new_id}", created_from=so.id, entity=so.entity,
-                      ship_status=ship_status, created=now, last_modified=now, last_modified_by=user,
-                      lines=lines, packages=[dict(p) for p in packages],
-                      external_id=parse_text(body.get("externalId"), "externalId", "externalId"),
-                      memo=parse_text(body.get("memo"), "memo", "memo"))
-    state.fulfillments[ful.id] = ful
-    so.last_modified = now
-    so.last_modified_by = user
-    return ful
 
 
 def find_order(state: SandboxState, record_id: str) -> SalesOrder:
@@ -573,6 +517,7 @@ def transaction_rows(state: SandboxState) -> list[Row]:
             "lastmodifiedby": int(ful.last_modified_by), "externalid": ful.external_id, "memo": ful.memo,
             "createdfrom": ful.created_from,
             "trandate": datetime.combine(ful.created.date(), datetime.min.time(), tzinfo=UTC),
+            **{k: _custom_value(v) for k, v in ful.custom.items()},
         })
     return rows
 

@@ -15,6 +15,8 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
+from primebridge.sandbox.netsuite.inventory import InventoryBook
+
 ORDER_STATUS_NAMES = {
     "A": "Pending Approval", "B": "Pending Fulfillment", "C": "Cancelled", "D": "Partially Fulfilled",
     "E": "Pending Billing/Partially Fulfilled", "F": "Pending Billing", "G": "Billed", "H": "Closed",
@@ -173,6 +175,7 @@ class Fulfillment:
     packages: list[dict[str, Any]] = field(default_factory=list)
     external_id: str | None = None
     memo: str | None = None
+    custom: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -236,6 +239,7 @@ class SandboxState:
         self.tokens: dict[str, IssuedToken] = {}
         self.frozen_now: datetime | None = None
         self.gate_closed = False
+        self.inventory = InventoryBook()  # items, quantities per location, adjustments (inventory.py)
 
     def now(self) -> datetime:
         current = self.frozen_now or datetime.now(UTC)

@@ -446,15 +446,36 @@ class Table:
     columns: frozenset[str]
     rows: Callable[[], Iterable[Row]]
     open_prefixes: tuple[str, ...] = ()
+    # (WHERE, params) → the rows that can match, from an index, or None to scan ``rows()``; the WHERE
+    # condition still runs on what it returns (see ``equal_values``).
+    narrow: Callable[[Any, Sequence[Any]], Iterable[Row] | None] | None = None
 
     def has(self, column: str) -> bool:
         return column in self.columns or column.startswith(self.open_prefixes)
+
+
+def equal_values(where: Any, column: str, params: Sequence[Any]) -> list[Any] | None:
+    """The values ``column`` must equal for a row to pass ``where``: from a top-level ``AND`` term
+    ``column = v`` or ``column IN (v, ...)`` with literal or ``?`` values; ``None`` when it cannot tell."""
+    terms = where.parts if isinstance(where, BoolOp) and where.op == "AND" else (where,)
+    for term in terms:
+        if isinstance(term, BinOp) and term.op == "=" and isinstance(term.left, Col) and term.left.name == column:
+            items: tuple[Any, ...] = (term.right,)
+        elif isinstance(term, InList) and not term.negated and isinstance(term.inner, Col) \
+                and term.inner.name == column:
+            items = term.items
+        else:
+            continue
+        if all(isinstance(i, Lit | Param) for i in items):
+            return [i.value if isinstance(i, Lit) else params[i.index] for i in items]
+    return None
 
 
 class Evaluator:
     def __init__(self, select: Select, table: Table, params: Sequence[Any], now: datetime) -> None:
         self.select = select
         self.table = table
+        self._in_sets: dict[int, frozenset[Any] | None] = {}
         self.params = list(params)
         self.now = now
         self.aliases = {alias: expr for expr, alias in select.items or ()}
@@ -604,6 +625,11 @@ class Evaluator:
             return (self.value(node.inner, row) is None) != node.negated
         if isinstance(node, InList):
             value = self.value(node.inner, row)
+            members = self._members(node)
+            if members is not None and isinstance(value, type(next(iter(members), value))) \
+                    and not isinstance(value, bool):
+                # Same-typed literal list: a set lookup answers exactly what the comparisons would.
+                return (value in members) != node.negated
             results = [self.compare("=", value, self.value(item, row)) for item in node.items]
             found = True if True in results else (None if None in results else False)
             return None if found is None else found != node.negated
@@ -621,8 +647,20 @@ class Evaluator:
             return (re.fullmatch(regex, value, re.S) is not None) != node.negated
         raise SuiteQLError("a WHERE condition must be a comparison")
 
+    def _members(self, node: InList) -> frozenset[Any] | None:
+        """The IN list as a set when every item is a literal/parameter of one type (all ``str`` or all
+        ``int``): big ``IN`` lists (hundreds of item ids) then cost one lookup per row."""
+        cache = self._in_sets
+        if id(node) not in cache:
+            values = [self.value(i, {}) for i in node.items] if all(
+                isinstance(i, Lit | Param) for i in node.items) else []
+            kinds = {type(v) for v in values}
+            cache[id(node)] = frozenset(values) if values and len(kinds) == 1 and kinds <= {str, int} else None
+        return cache[id(node)]
+
     def run(self) -> list[dict[str, str]]:
-        rows = [row for row in self.table.rows()
+        narrowed = self.table.narrow(self.select.where, self.params) if self.table.narrow else None
+        rows = [row for row in (self.table.rows() if narrowed is None else narrowed)
                 if self.select.where is None or self.truth(self.select.where, row) is True]
         for expr, descending in reversed(self.select.order):
             def key(row: Row, expr: Any = expr) -> tuple[int, Any]:

@@ -24,8 +24,15 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from primebridge.sandbox.knobs import FaultInjector, FaultMiddleware, Knobs, knob_routes
-from primebridge.sandbox.sap import service
+from primebridge.sandbox.sap import inventory_service, service
 from primebridge.sandbox.sap.admin import admin_routes
+from primebridge.sandbox.sap.deliveries import (
+    DEFAULT_DELIVERY_EDMX,
+    DELIVERY_SERVICE_PATH,
+    DeliveryStore,
+    delivery_admin_routes,
+)
+from primebridge.sandbox.sap.deliveries import dispatch as delivery_dispatch
 from primebridge.sandbox.sap.errors import ODataError, error_body, error_response
 from primebridge.sandbox.sap.state import SapStore, Settings
 
@@ -124,16 +131,30 @@ class _Gate:
 def create_app(*, username: str = "sandbox", password: str = "sandbox", knobs: Knobs | None = None,
                service_path: str = DEFAULT_SERVICE_PATH, metadata_path: Path | None = DEFAULT_EDMX,
                oauth_clients: dict[str, str] | None = None, token_ttl_seconds: float = 3600.0,
-               server_page_size: int | None = None, subentity_etags: bool = False) -> Starlette:
+               server_page_size: int | None = None, subentity_etags: bool = False,
+               delivery_service_path: str = DELIVERY_SERVICE_PATH,
+               delivery_metadata_path: Path | None = DEFAULT_DELIVERY_EDMX) -> Starlette:
     """``server_page_size`` caps every collection page (``__next`` beyond it); ``subentity_etags``
-    gives items/texts/partners ETags too, for the [U] case that SAP enforces If-Match on them."""
+    gives items/texts/partners ETags too, for the [U] case that SAP enforces If-Match on them.
+    The outbound delivery service (``sandbox/sap/deliveries.py``) is served at ``delivery_service_path``
+    behind the same gate, on the same sales orders."""
     service_path = "/" + service_path.strip("/")
+    delivery_service_path = "/" + delivery_service_path.strip("/")
     store = SapStore(username=username, settings=Settings(server_page_size=server_page_size,
                                                           subentity_etags=subentity_etags))
+    deliveries = DeliveryStore(store)
     gate = _Gate(store, username, password, dict(oauth_clients or {}), token_ttl_seconds)
     injector = FaultInjector(knobs)
 
+    def sales_orders(request: Request, method: str, rest: str, raw: bytes) -> Response:
+        return _dispatch(request, store, service_path, metadata_path, method, rest, raw)
+
+    def outbound_deliveries(request: Request, method: str, rest: str, raw: bytes) -> Response:
+        return delivery_dispatch(request, deliveries, delivery_service_path, delivery_metadata_path, method, rest,
+                                 raw)
+
     async def odata(request: Request) -> Response:
+        dispatch = outbound_deliveries if request.url.path.startswith(delivery_service_path) else sales_orders
         raw = await request.body()
         method = request.method.upper()
         if method == "POST" and request.headers.get("x-http-method"):
@@ -151,7 +172,12 @@ def create_app(*, username: str = "sandbox", password: str = "sandbox", knobs: K
                 return PlainTextResponse("CSRF token validation failed", status_code=403,
                                          headers={"x-csrf-token": "Required"})
             try:
-                response = _dispatch(request, store, service_path, metadata_path, method, rest, raw)
+                if inventory_service.handles(request.url.path):
+                    response = inventory_service.dispatch(request, store.inventory, store.stats, method, rest, raw,
+                                                          user=store.username,
+                                                          page_size=store.settings.server_page_size)
+                else:
+                    response = dispatch(request, method, rest, raw)
             except ODataError as exc:
                 store.stats[f"http_{exc.status}"] += 1
                 response = error_response(exc)
@@ -167,13 +193,19 @@ def create_app(*, username: str = "sandbox", password: str = "sandbox", knobs: K
     routes = [
         Route(service_path, odata, methods=ODATA_METHODS),
         Route(service_path + "/{rest:path}", odata, methods=ODATA_METHODS),
+        Route(delivery_service_path, odata, methods=ODATA_METHODS),
+        Route(delivery_service_path + "/{rest:path}", odata, methods=ODATA_METHODS),
         Route(TOKEN_PATH, token_endpoint, methods=["POST"]),
+        *inventory_service.odata_routes(odata),
         *admin_routes(store),
+        *delivery_admin_routes(deliveries),
+        *inventory_service.admin_routes(store.inventory, store.lock),
         *knob_routes(injector),
     ]
     faults = Middleware(FaultMiddleware, injector=injector, on_fault=_sap_fault)
     app = Starlette(routes=routes, middleware=[faults])
     app.state.sandbox = store
+    app.state.deliveries = deliveries
     app.state.injector = injector
     return app
 

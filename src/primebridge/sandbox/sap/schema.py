@@ -42,10 +42,11 @@ class EntityType:
     creatable: bool = True
     updatable: bool = True
     deletable: bool = True
+    namespace: str = NAMESPACE  # the service's schema (the delivery sandbox has its own)
 
     @property
     def qualified_type(self) -> str:
-        return f"{NAMESPACE}.{self.type_name}"
+        return f"{self.namespace}.{self.type_name}"
 
 
 def _r(name: str, type_: str = "Edm.String", **kw: object) -> Prop:

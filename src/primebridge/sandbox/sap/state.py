@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -18,11 +19,13 @@ from typing import Any
 
 from primebridge.connectors.sap.values import parse_datetime
 from primebridge.sandbox.sap.errors import NOT_FOUND, ODataError
+from primebridge.sandbox.sap.inventory import SapInventory
 from primebridge.sandbox.sap.query import Row
 from primebridge.sandbox.sap.schema import ENTITY_TYPES, EntityType, Nav, Prop
 
 CHANGED = "_changed"
 PRICE = "_price"
+DELIVERED = "_delivered"  # quantity in outbound deliveries (kept by sandbox/sap/deliveries.py)
 EXTERNAL_TO_INTERNAL = {"SP": "AG", "SH": "WE", "BP": "RE", "PY": "RG"}
 INTERNAL_TO_EXTERNAL = {v: k for k, v in EXTERNAL_TO_INTERNAL.items()}
 DEFAULT_PRICE = Decimal("10.00")
@@ -99,8 +102,11 @@ class SapStore:
         self.sessions: dict[str, str | None] = {}
         self.oauth_tokens: dict[str, float] = {}
         self.stats: Counter[str] = Counter()
+        # Called by ``reset`` (under the lock): the delivery service keeps its own tables.
+        self.reset_hooks: list[Callable[[], None]] = []
         self.next_number = 4500
         self._last_tick = datetime(1970, 1, 1, tzinfo=UTC)
+        self.inventory = SapInventory()  # stock and material documents (inventory.py)
 
     def reset(self) -> None:
         with self.lock:
@@ -112,6 +118,9 @@ class SapStore:
             self.stats.clear()
             self.next_number = 4500
             self.settings = replace(self._initial_settings)
+            for hook in self.reset_hooks:
+                hook()
+            self.inventory.reset()
 
     # -- time and ETags ----------------------------------------------------------------------
 
@@ -193,6 +202,16 @@ class SapStore:
             header["OverallSDDocumentRejectionSts"] = "C"
         else:
             header["OverallSDDocumentRejectionSts"] = "A" if len(active) == len(items) else "B"
+        statuses = []
+        for item in items:
+            delivered = item.get(DELIVERED) or Decimal(0)
+            ordered = item.get("RequestedQuantity") or Decimal(0)
+            item["DeliveryStatus"] = "A" if delivered <= 0 else ("C" if delivered >= ordered else "B")
+            if not item.get("SalesDocumentRjcnReason") or delivered > 0:
+                statuses.append(item["DeliveryStatus"])
+        overall = ("C" if all(st == "C" for st in statuses) else "A" if all(st == "A" for st in statuses)
+                   else "B") if statuses else header.get("OverallDeliveryStatus", "")
+        header["OverallDeliveryStatus"] = header["OverallTotalDeliveryStatus"] = overall
 
     # -- create / update / delete ------------------------------------------------------------
 
@@ -360,6 +379,11 @@ class SapStore:
             for name, prop in etype.props.items():
                 if prop.updatable and name not in etype.keys and name not in changes:
                     changes[name] = default_value(prop)
+        delivered = row.get(DELIVERED) or Decimal(0)
+        if etype.set_name == "A_SalesOrderItem" and delivered and "RequestedQuantity" in changes and (
+                changes["RequestedQuantity"] or Decimal(0)) < delivered:
+            raise bad(f"Quantity {changes['RequestedQuantity']} of item {row['SalesOrderItem']} is less than the "
+                      f"quantity already delivered ({delivered})", "RequestedQuantity")
         row.update(changes)
         self.touch(str(row["SalesOrder"]), row)
 
@@ -367,6 +391,10 @@ class SapStore:
         if not etype.deletable:
             raise ODataError(405, f"Entity set {etype.set_name} is not deletable")
         order_id = str(row["SalesOrder"])
+        if etype.set_name in ("A_SalesOrder", "A_SalesOrderItem"):
+            items = self.rows_of("A_SalesOrderItem", order_id) if etype.set_name == "A_SalesOrder" else [row]
+            if any(item.get(DELIVERED) for item in items):
+                raise bad(f"Sales document {order_id} has subsequent documents (deliveries) and cannot be deleted")
         if etype.set_name == "A_SalesOrder":
             self._delete_order(order_id)
             return

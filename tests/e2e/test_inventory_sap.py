@@ -1,0 +1,173 @@
+"""Inventory into SAP S/4HANA end to end: SP-API sandbox → primebridge → SAP sandbox stock and material
+documents, read back from the SAP sandbox itself."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+import tomli_w
+
+from primebridge.flows.inventory_reconciliation import report_paths
+from primebridge.sandbox.profile import sandbox_config
+from tests.e2e import harness
+from tests.e2e.harness import Bridge, Sandboxes, wait_for
+from tests.e2e.inventory_harness import (
+    EVENT_AUTH,
+    MIX,
+    UNMAPPED,
+    SpApi,
+    inventory_bridge,
+    inventory_event,
+    spapi,
+    spapi_overrides,
+)
+
+sandboxes = harness.sandboxes
+store_url = harness.store_url
+__all__ = ["spapi"]
+
+PLANT, SLOC = "AMZ1", "0001"
+SAP = {"sap.inventory.plant": PLANT, "sap.inventory.storage_location": SLOC}
+
+
+def material(sku: str) -> str:
+    return "M-" + sku.removeprefix("INV-")
+
+
+class SapStock:
+    def __init__(self, sandboxes: Sandboxes) -> None:
+        self.http = sandboxes.seeder.http
+        self.url = sandboxes.urls["sap"]
+
+    def set(self, items: dict[str, int]) -> None:
+        self.http.post(f"{self.url}/_sandbox/stock", json={"items": [
+            {"material": m, "plant": PLANT, "storage_location": SLOC, "quantity": q} for m, q in items.items()]}
+        ).raise_for_status()
+
+    def quantity(self, mat: str) -> Decimal | None:
+        rows = self.http.get(f"{self.url}/_sandbox/stock", params={"material": mat, "plant": PLANT,
+                                                                  "storage_location": SLOC}).json()["rows"]
+        return sum((Decimal(r["MatlWrhsStkQtyInMatlBaseUnit"]) for r in rows), Decimal(0)) if rows else None
+
+    def documents(self) -> list[dict[str, Any]]:
+        return list(self.http.get(f"{self.url}/_sandbox/material-documents").json()["documents"])
+
+    def adjusted_materials(self) -> list[str]:
+        return [item["Material"] for doc in self.documents() for item in doc["items"]]
+
+
+@pytest.fixture
+def setup(sandboxes: Sandboxes, spapi: SpApi, store_url: str, tmp_path: Path):  # type: ignore[no-untyped-def]
+    sandboxes.reset()
+    spapi.reset()
+    stock = SapStock(sandboxes)
+    for sku, (amazon, _) in MIX.items():
+        spapi.set(sku, amazon)
+    spapi.set(UNMAPPED, 4)
+    stock.set({material(sku): oms for sku, (_, oms) in MIX.items() if oms is not None})
+    items = {sku: material(sku) for sku in MIX}
+    bridge = inventory_bridge(sandboxes, spapi, store_url, "sap", items, SAP, str(tmp_path / "reports"))
+    try:
+        yield bridge, stock
+    finally:
+        bridge.close()
+
+
+def test_full_reconciliation_into_sap(setup: tuple[Bridge, SapStock], tmp_path: Path) -> None:
+    bridge, stock = setup
+    inventory = bridge.service.inventory
+    assert inventory is not None
+    run = inventory.reconciliation.run()
+    assert run.status == "done"
+    assert stock.quantity("M-HIGHER") == 9 and stock.quantity("M-LOWER") == 1 and stock.quantity("M-EQUAL") == 5
+    assert stock.quantity("M-UNKNOWN") is None
+    assert stock.quantity("M-NEGATIVE") == 1 and stock.quantity("M-TEXT") == 1
+    assert sorted(stock.adjusted_materials()) == ["M-HIGHER", "M-LOWER"]
+    c = run.counters
+    assert (c.scanned, c.equal, c.posted, c.unmapped, c.unknown, c.invalid, c.failed) == (7, 1, 2, 1, 1, 2, 0)
+    csv_path, json_path = report_paths(tmp_path / "reports", run.id)
+    text = csv_path.read_text()
+    assert "INV-NOMAP" in text and "unmapped" in text and json_path.exists()
+    rows = {r["seller_sku"]: r for r in json.loads(json_path.read_text())["rows"]}
+    documents = {f'{d["MaterialDocument"]}/{d["MaterialDocumentYear"]}' for d in stock.documents()}
+    assert rows["INV-HIGHER"]["document"] in documents and rows["INV-HIGHER"]["action"] == "increase"
+    assert rows["INV-LOWER"]["action"] == "decrease" and rows["INV-UNKNOWN"]["action"] == "unknown"
+    # a second run finds nothing to do
+    again = inventory.reconciliation.run()
+    assert again.counters.posted == 0 and len(stock.documents()) == len(documents)
+
+
+def test_inventory_changed_event_updates_sap(setup: tuple[Bridge, SapStock], spapi: SpApi) -> None:
+    bridge, stock = setup
+    # SKU-1 is a Buy with Prime product: it maps through the products query (its sku is the material).
+    stock.set({"SKU-1": 3})
+    spapi.set("SKU-1", 8)
+    answer = bridge.post("/events/amazon", inventory_event("SKU-1"), headers=EVENT_AUTH)
+    assert answer.status_code == 200, answer.text
+    bridge.run_until_idle()
+    assert stock.quantity("SKU-1") == 8
+    # an event older than the reading just applied changes nothing, even though Amazon moved on
+    spapi.set("SKU-1", 2)
+    bridge.post("/events/amazon", inventory_event("SKU-1", event_time="2020-01-01T00:00:00Z"), headers=EVENT_AUTH)
+    bridge.run_until_idle()
+    assert stock.quantity("SKU-1") == 8
+    # a newer one applies the current quantity
+    bridge.post("/events/amazon", inventory_event("SKU-1", event_time="2031-01-01T00:00:00Z"), headers=EVENT_AUTH)
+    bridge.run_until_idle()
+    assert stock.quantity("SKU-1") == 2
+    assert len(stock.adjusted_materials()) == 2
+    jobs = bridge.jobs()
+    assert [j.status for j in jobs] == ["done", "done", "done"]
+    assert "stale" in (jobs[1].outcome or "")
+
+
+def test_a_killed_run_resumed_posts_no_double_adjustment(sandboxes: Sandboxes, spapi: SpApi, store_url: str,
+                                                         tmp_path: Path) -> None:
+    """The CLI is killed with SIGKILL mid-run; ``--resume`` finishes it, and every material ends at
+    Amazon's quantity with exactly one adjustment."""
+    sandboxes.reset()
+    spapi.reset(page_size=2, rate=4.0, burst=1)  # 20 pages at 4/s: about 5 s, long enough to kill midway
+    stock = SapStock(sandboxes)
+    skus = [f"K-{i:03}" for i in range(40)]
+    for i, sku in enumerate(skus):
+        spapi.set(sku, 100 + i)
+    stock.set({f"MK-{i:03}": i for i in range(40)})
+    overrides = {**spapi_overrides(spapi.url), "spapi.rate_per_second": 4.0, "spapi.burst": 1,
+                 "inventory.enabled": True, "inventory.oms": ["sap"], "inventory.use_products": False,
+                 "inventory.sku_map": {"sap": {sku: f"MK-{i:03}" for i, sku in enumerate(skus)}},
+                 "inventory.report_dir": str(tmp_path / "reports"), "inventory.full_sync_interval_seconds": 0,
+                 **SAP}
+    urls = sandboxes.urls
+    config = sandbox_config(amazon_url=urls["amazon"], sap_url=urls["sap"], netsuite_url=urls["netsuite"],
+                            store_url=store_url, overrides=overrides)
+    path = tmp_path / "primebridge.toml"
+    path.write_text(tomli_w.dumps(config))
+    env = {**os.environ, "PRIMEBRIDGE_CONFIG": str(path)}
+    cli = [sys.executable, "-m", "primebridge.entrypoints.cli", "inventory", "sync", "--full"]
+    child = subprocess.Popen(cli, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: len(stock.adjusted_materials()) >= 6, "the first adjustments", timeout=60)
+        child.send_signal(signal.SIGKILL)
+    finally:
+        child.wait(timeout=30)
+    before = len(stock.adjusted_materials())
+    assert before < 40, "the run finished before it could be killed"
+    spapi.reset(page_size=2, rate=200.0, burst=10)
+    for i, sku in enumerate(skus):  # the reset cleared the entries: the same catalogue again
+        spapi.set(sku, 100 + i)
+    resumed = subprocess.run([*cli, "--resume"], env=env, capture_output=True, text=True, timeout=120)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    adjusted = stock.adjusted_materials()
+    assert sorted(adjusted) == sorted(set(adjusted)) and len(adjusted) == 40
+    assert all(stock.quantity(f"MK-{i:03}") == 100 + i for i in range(40))
+    report = subprocess.run([sys.executable, "-m", "primebridge.entrypoints.cli", "inventory", "report"],
+                            env=env, capture_output=True, text=True, timeout=60)
+    assert report.returncode == 0 and "done" in report.stdout and "increase" in report.stdout
