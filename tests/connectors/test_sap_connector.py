@@ -131,6 +131,11 @@ def test_changed_order_ids_uses_watermark_inclusively(track: Track, sap_server: 
                                                       admin: httpx.Client) -> None:
     orders = track(build_sap_orders(sap_config(sap_server.url, page_size=2)))
     ids = [seed(admin, sample_order(items=[{"material": f"M{i}"}])) for i in range(5)]
+    # Distinct change times: orders seeded within one millisecond would share the watermark instant.
+    for i, order_id in enumerate(ids):
+        admin.patch(f"/_sandbox/sales-orders/{order_id}",
+                    json={"last_change": (datetime(2020, 1, 1, tzinfo=UTC) + timedelta(minutes=i)).isoformat()}
+                    ).raise_for_status()
     everything = list(orders.changed_order_ids(datetime(2000, 1, 1, tzinfo=UTC)))
     assert [order_id for order_id, _ in everything] == ids
     assert all(later >= earlier for (_, earlier), (_, later) in itertools.pairwise(everything))
