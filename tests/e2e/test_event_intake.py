@@ -272,3 +272,57 @@ def test_signature_verification_with_key_rotation(sandboxes: Sandboxes, tmp_path
         assert len(keys["fetches"]) == 2      # cached, refetched once for the new kid
     finally:
         b.close()
+
+
+def test_subscription_documents_validate_against_the_sandbox_schema() -> None:
+    from graphql import parse, validate
+
+    from primebridge.connectors.amazon.subscriptions import DOCUMENTS, load_subscription_document
+    from primebridge.sandbox.amazon.app import schema
+
+    for name in DOCUMENTS:
+        assert validate(schema(), parse(load_subscription_document(name))) == [], name
+
+
+def test_events_subscribe_list_and_replay_commands(sandboxes: Sandboxes, tmp_path: Path) -> None:
+    """The operator's commands against the Amazon sandbox, with a config file as in production."""
+    from typer.testing import CliRunner
+
+    from primebridge.entrypoints.cli import app as cli
+    from tests.e2e.test_cli import write_config
+
+    sandboxes.reset()
+    config = write_config(tmp_path / "pb.toml", sandboxes, tmp_path / "cli.db", **{
+        "web.public_url": "http://127.0.0.1:8080",
+        "events.event_types": ["PACKAGE_DELIVERY_IN_TRANSIT", "PACKAGE_DELIVERED"]})
+
+    def pb(*args: str) -> str:
+        result = CliRunner().invoke(cli, [*args, "--config", str(config)], env={"COLUMNS": "4000"},
+                                    catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    first = pb("events", "subscribe")
+    assert first.count("created") == 2 and "oauth" in first
+    again = pb("events", "subscribe")                     # idempotent: profile updated, nothing new
+    assert again.count("existed") == 2 and "created" not in again
+    listed = httpx.get(f"{sandboxes.urls['amazon']}/_sandbox/subscriptions").json()
+    text = json.dumps(listed)
+    assert "http://127.0.0.1:8080/events/amazon" in text and "http://127.0.0.1:8080/oauth/token" in text
+    assert "sandbox-events-secret" not in text
+    assert pb("events", "subscriptions").count("http://127.0.0.1:8080/events/amazon") == 2
+
+    # Received events (stored by a service on the same store), listed and replayed by the CLI.
+    b = make_bridge(sandboxes, f"sqlite:///{tmp_path / 'cli.db'}")
+    try:
+        recorder = Recorder()
+        b.service.event_handlers["PACKAGE_DELIVERED"] = recorder
+        assert b.post("/events/amazon", event(order="C-1", event_id="ev-cli-1"), headers=AUTH).status_code == 200
+        b.run_until_idle()
+        assert "done" in pb("events", "list", "--order", "C-1")
+        assert "job" in pb("events", "replay", "ev-cli-1")
+        b.run_until_idle()
+        assert recorder.seen == [("PACKAGE_DELIVERED", "C-1", "P-1")] * 2
+        assert "still waiting" not in pb("events", "replay", "--since", "2000-01-01T00:00:00Z")
+    finally:
+        b.close()

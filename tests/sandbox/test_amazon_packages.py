@@ -418,3 +418,34 @@ def test_admin_publishes_arbitrary_events(bwp: Bwp) -> None:
         ("PACKAGE_DELIVERED", [full], {"order": {"id": "1"}})]
     for bad in ({}, {"eventType": 3}, {"eventType": "X", "resources": "nope"}, {"eventType": "X", "data": []}):
         assert bwp.http.post("/_sandbox/events", json=bad).status_code == 400
+
+
+# -- the driver the demo and end-to-end tests use ---------------------------------------------------
+
+def test_driver_ships_splits_tracks_and_delivers(bwp: Bwp) -> None:
+    from primebridge.sandbox.amazon.driver import SandboxDriver, SandboxError
+
+    order = bwp.create(line("LAMP-1", 2))
+    lamp = order["lineItems"][0]["id"]
+    driver = SandboxDriver(bwp.url)
+    try:
+        [package] = driver.packages(order["id"])
+        after = driver.cancel(order["id"], package["id"], "UNFULFILLABLE", {lamp: 1})
+        assert sorted(p["state"] for p in after) == ["CANCELLED", "PENDING"]
+        with pytest.raises(SandboxError) as refused:
+            driver.milestone(order["id"], package["id"], "OUT_FOR_DELIVERY")
+        assert refused.value.code == "PackageTrackerNotAvailableForUpdate"
+        driver.ship(order["id"], package["id"])
+        driver.milestone(order["id"], package["id"], "OUT_FOR_DELIVERY")
+        final = {p["id"]: p for p in driver.milestone(order["id"], package["id"], "DELIVERED")}
+        assert final[package["id"]]["state"] == "DELIVERED"
+        bwp.app.state.sandbox.revoke_tokens()  # the driver renews its token after a 401
+        assert driver.emit("INVENTORY_CHANGED", "inventory-item/1")["deliveries"] == 0
+        assert driver.drain(1)["drained"] is True
+        assert [e["eventType"] for e in bwp.events()] == [
+            "PACKAGE_DELIVERY_CANCELLED", "REFUND_REQUESTED", "PACKAGE_DELIVERY_IN_TRANSIT",
+            "PACKAGE_TRACKER_MILESTONE_CHANGED", "PACKAGE_TRACKER_MILESTONE_CHANGED", "PACKAGE_DELIVERED",
+            "INVENTORY_CHANGED"]
+        assert driver.packages(order["id"]) == list(final.values())
+    finally:
+        driver.close()

@@ -4,13 +4,15 @@ endpoint that a BwP auth profile points at.
 ``POST /events/amazon`` takes both envelopes (told apart by their fields). In this order: the
 caller is authenticated (401, nothing read further), the signature checked when enabled (401),
 the body parsed (4xx naming what is wrong, nothing stored), then the event, its message and its
-job are committed in one transaction and only then answered ``200``. A redelivery is answered
+job are committed in one transaction (``runtime/events.py`` ``EventWriter``, which groups concurrent
+deliveries into shared commits) and only then answered ``200``. A redelivery is answered
 ``200 {"status": "duplicate"}``. The answer is a 200 rather than a 202 because BwP's expected
 status is undocumented and every integration seen answers 200 (reference §3.5).
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 from collections.abc import Awaitable, Callable
@@ -70,6 +72,8 @@ def routes(service: Service) -> list[BaseRoute]:
     def handled(event_type: str) -> bool:
         return event_type in service.event_handlers
 
+    writer = events.EventWriter(service.db, handled=handled, max_attempts=max_attempts)
+
     async def receive(request: Request) -> Response:
         try:
             principal = credentials.check(request.headers.get("authorization", ""))
@@ -98,8 +102,7 @@ def routes(service: Service) -> list[BaseRoute]:
         except UnicodeDecodeError:
             return _error(400, "body is not UTF-8", "MalformedJson")
         try:
-            receipt = await run_in_threadpool(events.accept_event, service.db, event, raw, handled=handled,
-                                              max_attempts=max_attempts)
+            receipt = await asyncio.wrap_future(writer.submit(event, raw))
         except OperationalError as exc:
             # Not stored: a 503 makes BwP deliver it again later.
             log.warning("amazon_event.store_unavailable", error=str(exc).splitlines()[0])

@@ -235,7 +235,7 @@ class FulfillmentUpdates:
                          "occurred_at": at.isoformat() if at else None}))
         record = replace(record, failure=reason)
         self.store.save_package(record)
-        log.warning("package.delivery_failed", oms=ctx.oms, oms_order_id=ctx.oms_order_id,
+        log.info("package.delivery_failed", oms=ctx.oms, oms_order_id=ctx.oms_order_id,
                     package_id=package.package_id, reason=reason)
         return record
 
