@@ -23,6 +23,7 @@ from rich.table import Table
 from sqlalchemy import select
 
 from primebridge.config import settings_from_dict
+from primebridge.demo_inventory import run_inventory_demo
 from primebridge.demo_packages import run_package_demo
 from primebridge.entrypoints.bootstrap import Service, build
 from primebridge.entrypoints.logs import configure
@@ -315,6 +316,7 @@ def run_demo(console: Console, *, keep: bool = False) -> int:
             demo.run_worker()
             demo.report()
             run_package_demo(console, service, seeder, urls, web.url, demo.problems)
+            demo.problems.extend(run_inventory_demo(console, config, urls, seeder.http, DEMO_DIR))
             counts = service.queue.counts()
             console.print("jobs: " + " · ".join(f"{k} {v}" for k, v in sorted(counts.items())))
             for stuck in ("queued", "running", "dead"):

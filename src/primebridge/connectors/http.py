@@ -8,6 +8,7 @@ the seam tests use to swap in an in-process sandbox (``httpx.WSGITransport``/``A
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import re
 import time
@@ -49,9 +50,16 @@ class NullAudit:
         return None
 
 
+@functools.lru_cache(maxsize=4096)
+def _secret_key(key: str) -> bool:
+    # Cached: a page of 50 inventory summaries repeats the same 30 key names 50 times, and the
+    # regex per key was most of the audit's cost per call.
+    return SECRET_KEY.search(key) is not None
+
+
 def redact_json(value: Any) -> Any:
     if isinstance(value, dict):
-        return {k: "***" if SECRET_KEY.search(str(k)) else redact_json(v) for k, v in value.items()}
+        return {k: "***" if _secret_key(str(k)) else redact_json(v) for k, v in value.items()}
     if isinstance(value, list):
         return [redact_json(v) for v in value]
     return value
