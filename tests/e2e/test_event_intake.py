@@ -326,3 +326,52 @@ def test_events_subscribe_list_and_replay_commands(sandboxes: Sandboxes, tmp_pat
         assert "still waiting" not in pb("events", "replay", "--since", "2000-01-01T00:00:00Z")
     finally:
         b.close()
+
+
+def test_notifiers_deliver_by_webhook_and_smtp() -> None:
+    """The webhook and e-mail notifiers against local receivers; an unreachable target is logged, not raised."""
+    import socketserver
+
+    from primebridge.config import NotifyConfig
+    from primebridge.runtime.notify import build_notifier
+
+    received: list[dict[str, Any]] = []
+
+    async def hook(request: Request) -> JSONResponse:
+        received.append(await request.json())
+        return JSONResponse({})
+
+    mails: list[str] = []
+
+    class Smtp(socketserver.StreamRequestHandler):
+        """Just enough SMTP for smtplib's send_message (RFC 5321 happy path)."""
+
+        def handle(self) -> None:
+            self.wfile.write(b"220 test\r\n")
+            while line := self.rfile.readline():
+                verb = line[:4].upper()
+                if verb == b"DATA":
+                    self.wfile.write(b"354 go\r\n")
+                    data = b"".join(iter(self.rfile.readline, b".\r\n"))
+                    mails.append(data.decode())
+                    self.wfile.write(b"250 ok\r\n")
+                elif verb == b"QUIT":
+                    self.wfile.write(b"221 bye\r\n")
+                    return
+                else:
+                    self.wfile.write(b"250 ok\r\n")
+
+    note = Notification(kind="delivery_failure", subject="package P-1 will not arrive", text="LOST at carrier",
+                        details={"order": "O-1"})
+    with ThreadedServer(Starlette(routes=[Route("/hook", hook, methods=["POST"])]), name="hook") as server, \
+            socketserver.ThreadingTCPServer(("127.0.0.1", 0), Smtp) as smtp:
+        threading.Thread(target=smtp.serve_forever, daemon=True).start()
+        build_notifier(NotifyConfig(kind="webhook", webhook_url=f"{server.url}/hook")).notify(note)
+        build_notifier(NotifyConfig(kind="smtp", smtp_host="127.0.0.1", smtp_port=smtp.server_address[1],
+                                    smtp_from="pb@example.com", smtp_to=["ops@example.com"])).notify(note)
+        smtp.shutdown()
+    assert received == [note.as_json()]
+    [mail] = mails
+    assert "Subject: [primebridge] package P-1 will not arrive" in mail and "LOST at carrier" in mail
+    assert "order: O-1" in mail
+    build_notifier(NotifyConfig(kind="webhook", webhook_url=harness.closed_port_url())).notify(note)  # no raise

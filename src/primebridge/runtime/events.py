@@ -2,7 +2,8 @@
 
 Dispatch contract (the flows that react to Amazon events depend on it):
 
-- ``accept_event`` stores the raw body (``messages``, source ``amazon-event``, ``source_id``
+- ``accept_event`` (one) / ``accept_events`` (a batch, used by ``EventWriter``, the web intake's
+  group commit) store the raw body (``messages``, source ``amazon-event``, ``source_id``
   ``event:<eventId>``), the parsed event (``amazon_events``) and one job in ONE transaction,
   before the endpoint answers 2xx. A redelivery (same ``eventId``, else ``idempotencyKey``) finds
   the stored message and changes nothing.
