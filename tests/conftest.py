@@ -53,7 +53,14 @@ def pg_database_url() -> Iterator[str]:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-TABLES = ("audit", "job_attempts", "jobs", "messages", "xrefs", "watermarks", "schedule_runs")
+def _tables() -> tuple[str, ...]:
+    """Every table of the schema, so a table added by a later migration is cleared too."""
+    from primebridge.runtime.tables import Base
+
+    return tuple(table.name for table in Base.metadata.sorted_tables)
+
+
+TABLES = _tables()
 
 
 @pytest.fixture
