@@ -266,7 +266,7 @@ class SapInventoryConfig(_Section):
     entry_unit: str | None = Field(None, min_length=1, max_length=3)
     header_text: str = Field("Amazon inventory sync", min_length=1, max_length=25)
     items_per_document: int = Field(200, ge=1, le=999)
-    values_per_query: int = Field(40, ge=1, le=200)
+    values_per_query: int = Field(50, ge=1, le=200)
 
 
 class SapConfig(_Section):

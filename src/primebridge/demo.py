@@ -305,8 +305,9 @@ def run_demo(console: Console, *, keep: bool = False) -> int:
         seeder = SandboxSeeder(amazon_url=urls["amazon"], sap_url=urls["sap"], netsuite_url=urls["netsuite"])
         with seeder, httpx.Client(base_url=web.url, timeout=10.0) as client:
             demo = _Demo(console, service, seeder, client)
-            console.print(f"[bold]primebridge demo[/bold]: sandboxes on {', '.join(urls.values())}; "
-                          f"primebridge on {web.url}; store {store_url}")
+            console.print("[bold]primebridge demo[/bold]: sandboxes "
+                          + ", ".join(f"{name} {url}" for name, url in urls.items())
+                          + f"; primebridge on {web.url}; store {store_url}", soft_wrap=True)
             seeder.catalog(DEFAULT_SKUS)
             demo.seed()
             demo.detect(demo.orders)
@@ -331,8 +332,10 @@ def run_demo(console: Console, *, keep: bool = False) -> int:
                 example = demo.orders[0].order_id
                 console.print(f"[green bold]all expected outcomes seen[/green bold] for {len(demo.orders)} "
                               "orders "
-                              f"in {elapsed:.1f} s. The audit trail of an order: "
-                              f"primebridge audit {example} -c {config_path}", soft_wrap=True)
+                              f"in {elapsed:.1f} s. Look around with the operator commands: "
+                              f"primebridge audit {example} -c {config_path} (an order's audit trail), "
+                              f"primebridge events list -c {config_path} (the Amazon events received), "
+                              f"primebridge jobs list -c {config_path}", soft_wrap=True)
             if keep:
                 _keep_running(console, service, urls, web.url)
             return 1 if demo.problems else 0

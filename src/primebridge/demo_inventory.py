@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import tomli_w
 from rich.console import Console
 from rich.table import Table
 
@@ -82,12 +83,16 @@ def run_inventory_demo(console: Console, base_config: dict[str, Any], urls: dict
               + [{"sellerSku": EVENT_SKU, "fulfillableQuantity": EVENT_AFTER}]).raise_for_status()
     oms = _Oms(http, urls)
     oms.seed({item(sku): stock for sku, (_, stock, _) in MIX.items() if stock is not None} | {EVENT_SKU: EVENT_BEFORE})
-    service = build(settings_from_dict(_config(base_config, spapi, directory / "inventory")))
+    config = _config(base_config, spapi, directory / "inventory")
+    # The demo's config file gains the inventory sections, so the printed report command works with it.
+    config_path = directory / "primebridge.toml"
+    config_path.write_text(tomli_w.dumps(config))
+    service = build(settings_from_dict(config))
     try:
         inventory = service.inventory
         assert inventory is not None
         event = event_from_json({"eventId": "demo-inventory-1", "eventDescriptor": "INVENTORY_CHANGED",
-                                 "resources": [f"businessProduct/bp-demo/inventory-item/{EVENT_SKU}"], "data": {}})
+                                 "resources": [f"businessProduct/bp-demo/inventory-item/INV-{EVENT_SKU}"], "data": {}})
         outcome = service.event_handlers["INVENTORY_CHANGED"](event)
         run = inventory.reconciliation.run()
         rows = {(r["oms"], r["seller_sku"]): r for r in _rows(inventory)}
@@ -119,7 +124,7 @@ def run_inventory_demo(console: Console, base_config: dict[str, Any], urls: dict
     c = run.counters
     console.print(f"inventory run {run.id}: {c.scanned} SKUs scanned, {c.posted} adjustments in {c.documents} "
                   f"documents, {c.unmapped} unmapped, {c.unknown} unknown; report: "
-                  f"primebridge inventory report {run.id}", soft_wrap=True)
+                  f"primebridge inventory report {run.id} -c {config_path}", soft_wrap=True)
     return problems
 
 

@@ -321,14 +321,15 @@ class PackageDemo:
             orders = [o for o in self.orders if o.oms == oms]
             if not orders:
                 continue
-            table = Table(title=f"Buy with Prime packages → {title} (one of its {kind} per package)",
+            table = Table(title=f"Buy with Prime packages → {title} ({kind}: one per package)",
                           title_justify="left", show_lines=True)
             for column in ("order", "what Amazon did", f"{kind} (lines · tracking)", "milestone · state",
-                           "check"):
+                           "sales order lines now", "check"):
                 table.add_column(column, overflow="fold")
             for order in orders:
                 docs = self.documents(oms, order.order_id)
-                problems = order.expect(docs, self.sales_order(oms, order.order_id))
+                sales_order = self.sales_order(oms, order.order_id)
+                problems = order.expect(docs, sales_order)
                 told = sum(1 for n in self.notifications
                            if n.details.get("oms") == oms and n.details.get("oms_order_id") == order.order_id)
                 if told != (1 if order.notified else 0):
@@ -339,10 +340,12 @@ class PackageDemo:
                     "\n".join(f"{d.document_id}: " + ", ".join(f"{k}×{v.normalize():f}" for k, v in d.lines.items())
                               + f" · {d.tracking or '-'}" for d in docs) or "-",
                     "\n".join(_state_cell(d) for d in docs) or "-",
+                    _lines_cell(oms, sales_order),
                     "[green]ok[/green]" if not problems else "[red]" + escape("; ".join(problems)) + "[/red]")
             self.console.print(table)
-        self.console.print(f"delivery failure notifications: {len(self.notifications)} "
-                           f"(notify.kind = {self.settings.notify.kind} in a real run)")
+        self.console.print(f"delivery failure notifications raised: {len(self.notifications)} (the demo "
+                           f"captures them; a real run sends them through notify.kind = "
+                           f"\"{self.settings.notify.kind}\")", soft_wrap=True)
 
 
 def _state_cell(doc: OmsDocument) -> str:
@@ -353,6 +356,22 @@ def _state_cell(doc: OmsDocument) -> str:
     if doc.failure:
         parts.append(f"[red]failed:[/red] {escape(doc.failure.split(' at ')[0])}")
     return " · ".join(parts)
+
+
+def _lines_cell(oms: str, order: dict[str, Any]) -> str:
+    """What the cancellations did to the sales order: quantity per line, rejected or closed."""
+    cells = []
+    for line in _order_lines(oms, order):
+        if oms == "sap":
+            number, quantity = line.get("SalesOrderItem"), line.get("RequestedQuantity")
+            reason = line.get("SalesDocumentRjcnReason")
+            state = f", rejected {reason}" if reason else ""
+        else:
+            number, quantity = line.get("line"), line.get("quantity")
+            state = ", closed" if line.get("isClosed") else ""
+        amount = "?" if quantity is None else f"{Decimal(str(quantity)).normalize():f}"
+        cells.append(f"{number}: qty {amount}{state}")
+    return "\n".join(cells) or "-"
 
 
 def _one(docs: list[OmsDocument], *, delivered: bool = False, failure: bool = False,

@@ -163,7 +163,11 @@ class InventoryLedger(Protocol):
         """Stock per OMS item at the Amazon location; ``None`` when the OMS does not know the item there."""
         ...
 
-    def post_adjustments(self, adjustments: list[StockAdjustment]) -> str:
+    def post_adjustments(self, adjustments: list[StockAdjustment], *, unposted: bool = False) -> str:
         """Post one document with these adjustments; returns its id. Each adjustment's ``reference`` is
-        stored on the document, and one already posted under that reference is not posted again."""
+        stored on the document, and one already posted under that reference is not posted again.
+
+        ``unposted=True`` is the caller's guarantee that no reference was ever sent to the OMS (their
+        rows were just created, and this is the first attempt): the ledger may then skip its lookup
+        of earlier documents, one OMS call fewer per document."""
         ...

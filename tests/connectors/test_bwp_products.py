@@ -9,14 +9,21 @@ import pytest
 from graphql import parse, validate
 from tests.sandbox.amazon_fixtures import graphql_client
 
-from primebridge.connectors.amazon.errors import BadResponse, ValidationError
-from primebridge.connectors.amazon.products import BwpProducts, ProductIds, products_document
+from primebridge.connectors.amazon.errors import BadResponse, NotFound, ValidationError
+from primebridge.connectors.amazon.products import (
+    BwpProducts,
+    InventoryItemInfo,
+    ProductIds,
+    inventory_item_document,
+    products_document,
+)
 from primebridge.sandbox.amazon import create_app
 from primebridge.sandbox.amazon.app import schema
 from primebridge.sandbox.server import ThreadedServer
 
 CATALOG = [{"sku": f"SKU-{i:03d}", "title": f"Product {i}", "price": 1} for i in range(45)] + [
-    {"sku": "AAA-1", "title": "Mapped", "price": 2, "externalId": "EXT-1", "amazonSku": "AMZ-1"}]
+    {"sku": "AAA-1", "title": "Mapped", "price": 2, "externalId": "EXT-1", "amazonSku": "AMZ-1",
+     "inventoryItemId": "II-77", "fulfillableQuantity": 12}]
 
 
 @pytest.fixture(scope="module")
@@ -27,6 +34,25 @@ def url() -> Iterator[str]:
 
 def test_products_document_validates_against_the_sandbox_schema() -> None:
     assert validate(schema(), parse(products_document())) == []
+    assert validate(schema(), parse(inventory_item_document())) == []
+
+
+def test_inventory_item_gives_the_mapped_product_and_its_quantity(url: str) -> None:
+    products = BwpProducts(graphql_client(url))
+    item = products.inventory_item("II-77")
+    assert item == InventoryItemInfo("II-77", 12, ProductIds(sku="AAA-1", external_id="EXT-1", amazon_sku="AMZ-1"))
+    assert item.seller_sku == "AMZ-1"
+    # A product without its own inventory item id has the sandbox's default one, never its SKU.
+    assert products.inventory_item("INV-SKU-003").seller_sku == "SKU-003"
+    with pytest.raises(NotFound, match="SKU-003"):
+        products.inventory_item("SKU-003")
+
+
+def test_the_products_query_pages_a_large_catalogue_in_order() -> None:
+    big = [{"sku": f"P{i:05d}", "title": "t", "price": 1} for i in range(2000)]
+    with ThreadedServer(create_app(catalog=big), name="amazon") as server:
+        skus = [p.sku for p in BwpProducts(graphql_client(server.url))]
+    assert skus == [item["sku"] for item in big]
 
 
 def test_every_product_is_listed_once_across_pages_of_20(url: str) -> None:

@@ -151,3 +151,17 @@ def test_server_paging_and_csrf_expiry_are_handled(sap_server: ThreadedServer, a
     admin.post("/_sandbox/csrf/expire").raise_for_status()
     sap.post_adjustments([adjust("S", "P3", "4", "3", "csrf-2")])  # refetches the token once
     assert sap.quantities(["P2", "P3"]) == {"P2": 3, "P3": 4}
+
+
+def test_unposted_skips_the_lookup_of_earlier_items(sap_server: ThreadedServer, admin: httpx.Client,
+                                                    track: Track) -> None:
+    """``unposted`` is the caller's promise that no reference was sent: the ledger then does not look
+    for earlier items (one query fewer), so the same references posted again *would* post twice;
+    that is why the flow promises it only for drift rows it has just created."""
+    stock(admin, ("MAT-U", PLANT, SLOC, 10))
+    sap = ledger(sap_server.url, track)
+    batch = [adjust("SKU-U", "MAT-U", "12", "10", "run-9:SKU-U")]
+    first = sap.post_adjustments(batch, unposted=True)
+    assert sap.post_adjustments(batch) == first                      # looked up: found, nothing new
+    assert sap.post_adjustments(batch, unposted=True) != first       # not looked up: a second document
+    assert len(documents(admin)) == 2

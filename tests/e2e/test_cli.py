@@ -136,8 +136,19 @@ def test_config_check_reaches_every_system(config: Path) -> None:
     result = pb(config, "config", "check")
 
     assert result.exit_code == 0, result.output
-    for system in ("configuration", "store", "amazon", "sap", "netsuite"):
+    for system in ("configuration", "store", "amazon", "events", "sap", "netsuite"):
         assert re.search(rf"{system}\s+│\s+ok", result.output), system
+
+
+def test_config_check_reports_event_credentials_that_would_refuse_every_delivery(sandboxes: Sandboxes,
+                                                                                 tmp_path: Path) -> None:
+    """Without working [events] credentials BwP's deliveries all get 401: config check says so up front."""
+    config = write_config(tmp_path / "events.toml", sandboxes, tmp_path / "cli.db", **{
+        "events.basic_password": "env:PB_TEST_UNSET_EVENTS_PASSWORD"})
+    result = pb(config, "config", "check")
+    assert result.exit_code == 1
+    line = next(line for line in result.output.splitlines() if line.strip("│ ").startswith("events"))
+    assert "failed" in line and "PB_TEST_UNSET_EVENTS_PASSWORD" in line, line
 
 
 def test_config_check_fails_clearly_when_sap_is_unreachable(sandboxes: Sandboxes, tmp_path: Path) -> None:
@@ -172,3 +183,24 @@ def test_demo_runs_end_to_end_from_a_clean_directory(tmp_path: Path, monkeypatch
     assert "SAP S/4HANA → Buy with Prime" in result.output and "NetSuite → Buy with Prime" in result.output
     assert (tmp_path / "var" / "demo" / "primebridge.db").exists()
     assert (tmp_path / "var" / "demo" / "primebridge.toml").exists()
+    # The commands the demo suggests work as printed: its config file also holds the inventory sections.
+    config = Path("var/demo/primebridge.toml")
+    assert f"primebridge inventory report 1 -c {config}" in result.output
+    report = pb(config, "inventory", "report", "1")
+    assert report.exit_code == 0 and "DEMO-MORE" in report.output, report.output
+    assert "PACKAGE_DELIVERED" in pb(config, "events", "list").output
+
+
+def test_sandbox_config_prints_a_valid_config_for_the_served_sandboxes() -> None:
+    """What a newcomer runs instead of writing Python: the file loads and points at the given ports."""
+    import tomllib
+
+    from primebridge.config import settings_from_dict
+
+    result = pb(None, "sandbox", "config", "--amazon-port", "18201", "--sap-port", "18202", "--web-port", "18280")
+    assert result.exit_code == 0, result.output
+    settings = settings_from_dict(tomllib.loads(result.output))
+    assert settings.amazon.graphql_url == "http://127.0.0.1:18201/graphql"
+    assert settings.sap.base_url == "http://127.0.0.1:18202" and settings.netsuite.enabled
+    assert str(settings.web.public_url).rstrip("/") == "http://127.0.0.1:18280" and settings.web.port == 18280
+    assert settings.events.basic_password is not None and settings.spapi.endpoint == "http://127.0.0.1:8104"

@@ -324,6 +324,18 @@ def test_events_subscribe_list_and_replay_commands(sandboxes: Sandboxes, tmp_pat
         b.run_until_idle()
         assert recorder.seen == [("PACKAGE_DELIVERED", "C-1", "P-1")] * 2
         assert "still waiting" not in pb("events", "replay", "--since", "2000-01-01T00:00:00Z")
+        b.run_until_idle()
+
+        # A mistyped id among good ones is named and fails the command; the good ones are replayed.
+        def pb_fails(*args: str) -> str:
+            result = CliRunner().invoke(cli, [*args, "--config", str(config)], env={"COLUMNS": "4000"})
+            assert result.exit_code != 0, result.output
+            return result.output
+
+        out = pb_fails("events", "replay", "ev-cli-1", "ev-typo")
+        assert "no such event: ev-typo" in out and "job" in out
+        assert "no such event: 999" in pb_fails("events", "replay", "999")
+        assert "not one of" in pb_fails("events", "list", "--status", "finished")
     finally:
         b.close()
 

@@ -81,6 +81,7 @@ def setup(sandboxes: Sandboxes, spapi: SpApi, store_url: str, tmp_path: Path):  
         bridge.close()
 
 
+@harness.BOTH_STORES  # the PostgreSQL variant: upserts, RETURNING and the lease on the real store
 def test_full_reconciliation_into_sap(setup: tuple[Bridge, SapStock], tmp_path: Path) -> None:
     bridge, stock = setup
     inventory = bridge.service.inventory
@@ -107,20 +108,21 @@ def test_full_reconciliation_into_sap(setup: tuple[Bridge, SapStock], tmp_path: 
 
 def test_inventory_changed_event_updates_sap(setup: tuple[Bridge, SapStock], spapi: SpApi) -> None:
     bridge, stock = setup
-    # SKU-1 is a Buy with Prime product: it maps through the products query (its sku is the material).
+    # SKU-1 is a Buy with Prime product: its inventory item INV-SKU-1 (what the event names) resolves
+    # through the inventoryItem query; its sku is the material.
     stock.set({"SKU-1": 3})
     spapi.set("SKU-1", 8)
-    answer = bridge.post("/events/amazon", inventory_event("SKU-1"), headers=EVENT_AUTH)
+    answer = bridge.post("/events/amazon", inventory_event("INV-SKU-1"), headers=EVENT_AUTH)
     assert answer.status_code == 200, answer.text
     bridge.run_until_idle()
     assert stock.quantity("SKU-1") == 8
     # an event older than the reading just applied changes nothing, even though Amazon moved on
     spapi.set("SKU-1", 2)
-    bridge.post("/events/amazon", inventory_event("SKU-1", event_time="2020-01-01T00:00:00Z"), headers=EVENT_AUTH)
+    bridge.post("/events/amazon", inventory_event("INV-SKU-1", event_time="2020-01-01T00:00:00Z"), headers=EVENT_AUTH)
     bridge.run_until_idle()
     assert stock.quantity("SKU-1") == 8
     # a newer one applies the current quantity
-    bridge.post("/events/amazon", inventory_event("SKU-1", event_time="2031-01-01T00:00:00Z"), headers=EVENT_AUTH)
+    bridge.post("/events/amazon", inventory_event("INV-SKU-1", event_time="2031-01-01T00:00:00Z"), headers=EVENT_AUTH)
     bridge.run_until_idle()
     assert stock.quantity("SKU-1") == 2
     assert len(stock.adjusted_materials()) == 2
@@ -129,6 +131,7 @@ def test_inventory_changed_event_updates_sap(setup: tuple[Bridge, SapStock], spa
     assert "stale" in (jobs[1].outcome or "")
 
 
+@harness.BOTH_STORES  # the PostgreSQL variant: upserts, RETURNING and the lease on the real store
 def test_a_killed_run_resumed_posts_no_double_adjustment(sandboxes: Sandboxes, spapi: SpApi, store_url: str,
                                                          tmp_path: Path) -> None:
     """The CLI is killed with SIGKILL mid-run; ``--resume`` finishes it, and every material ends at

@@ -311,11 +311,13 @@ def test_signed_deliveries_verify_against_the_jwks(bwp: Events, fmt: str) -> Non
     assert "x-amzn-signature" not in bwp.receiver.hooks[0][0]  # off by default
     bwp.knobs(sign=True, signature_format=fmt)
     bwp.emit()
-    old_kid = bwp.http.post("/_sandbox/signing/rotate").json()["kid"]
+    bwp.drain()  # signed at delivery time: delivered before the rotation, so with the first key
+    new_kid = bwp.http.post("/_sandbox/signing/rotate").json()["kid"]
     bwp.emit()
     bwp.drain()
     jwks = bwp.http.get("/jwks.json").json()
-    assert len(jwks["keys"]) == 2 and old_kid in {k["kid"] for k in jwks["keys"]}
+    assert len(jwks["keys"]) == 2 and new_kid in {k["kid"] for k in jwks["keys"]}
+    assert bwp.receiver.hooks[2][0]["x-amzn-kid"] == new_kid
     for headers, body in bwp.receiver.hooks[1:]:
         verify(jwks, headers, body, fmt)
     assert bwp.receiver.hooks[1][0]["x-amzn-kid"] != bwp.receiver.hooks[2][0]["x-amzn-kid"]

@@ -79,7 +79,12 @@ class FakeLedger:
             self.reads.append(list(oms_items))
             return {item: self.stock.get(item) for item in oms_items}
 
-    def post_adjustments(self, adjustments: list[StockAdjustment]) -> str:
+    def post_adjustments(self, adjustments: list[StockAdjustment], *, unposted: bool = False) -> str:
+        if unposted:
+            # The caller's promise that no reference was sent before: a broken promise would be a
+            # double adjustment in an OMS that does not look up (the ledgers skip it then).
+            seen = [a.reference for a in adjustments if a.reference in self.by_reference]
+            assert not seen, f"post_adjustments(unposted=True) with references already posted: {seen}"
         with self._lock:
             self.active += 1
             self.max_active = max(self.max_active, self.active)

@@ -318,3 +318,22 @@ def test_netsuite_base_url_from_the_account_id() -> None:
     assert NetSuiteConfig(base_url="http://127.0.0.1:9000/").resolved_base_url() == "http://127.0.0.1:9000"
     with pytest.raises(ConfigError, match="account_id"):
         NetSuiteConfig().resolved_base_url()
+
+
+def test_the_shipped_example_is_valid_and_covers_every_section() -> None:
+    """examples/primebridge.toml is where merchants start: it must load, and show each section."""
+    import tomllib
+
+    example = Path(__file__).resolve().parents[2] / "examples" / "primebridge.toml"
+    settings = load_settings(example, environ={})
+    data = tomllib.loads(example.read_text())
+    for dotted in ("store", "runtime", "web", "amazon", "sap.fields", "sap.routing", "sap.shipments", "sap.inventory",
+                   "netsuite.fields", "netsuite.routing", "netsuite.shipments", "netsuite.inventory", "events",
+                   "package_events", "notify", "spapi", "inventory"):
+        node = data
+        for part in dotted.split("."):
+            assert part in node, f"examples/primebridge.toml has no [{dotted}]"
+            node = node[part]
+    # Secrets are references, never values.
+    assert str(settings.events.basic_password).startswith("env:")
+    assert str(settings.events.oauth_client_secret).startswith("env:")

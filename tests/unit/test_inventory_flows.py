@@ -23,6 +23,7 @@ from primebridge.flows.inventory_reconciliation import (
     NothingToResume,
     Progress,
     ReconciliationBusy,
+    _Page,
     report_paths,
 )
 from primebridge.runtime.db import Database
@@ -152,8 +153,8 @@ class LostResponseLedger(FakeLedger):
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self.die = True
 
-    def post_adjustments(self, adjustments: list) -> str:  # type: ignore[override]
-        document = super().post_adjustments(adjustments)
+    def post_adjustments(self, adjustments: list, *, unposted: bool = False) -> str:  # type: ignore[override]
+        document = super().post_adjustments(adjustments, unposted=unposted)
         if self.die:
             self.die = False
             raise KeyboardInterrupt("killed after the post")
@@ -175,6 +176,32 @@ def test_pending_rows_are_settled_on_resume_without_posting_twice(store: Invento
     assert len(ledger.documents) == 1 and sorted(ledger.adjusted_items()) == ["I-HI", "I-LO"]
     rows = {r.seller_sku: r for r in store.drift_rows(run.id)}
     assert rows["HIGHER"].status == "posted" and rows["HIGHER"].document == ledger.documents[0].id
+
+
+class FlagLedger(FakeLedger):
+    """Records the ``unposted`` promise of every call (FakeLedger fails the test when it is broken)."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.flags: list[bool] = []
+
+    def post_adjustments(self, adjustments: list, *, unposted: bool = False) -> str:  # type: ignore[override]
+        self.flags.append(unposted)
+        return super().post_adjustments(adjustments, unposted=unposted)
+
+
+def test_new_rows_skip_the_lookup_but_retries_and_reprocessed_rows_do_not(store: InventoryStore,
+                                                                          tmp_path: Path) -> None:
+    ledger = FlagLedger("sap", stock(), transient_failures=1)
+    flow, _, _ = make(store, tmp_path, ledgers={"sap": ledger}, parallel=1)
+    run = flow.run()
+    assert run.status == DONE and ledger.flags == [True, False]  # the first attempt failed, the retry looks up
+    # The same page of the same run again (a scan that restarted over a changed catalogue): the rows
+    # exist, so the post looks up, and the OMS finds the references posted already.
+    page = _Page(0, [InventorySummary("HIGHER", 9), InventorySummary("LOWER", 1)], 2, "LOWER", time.time())
+    ledger.stock["I-HI"], ledger.stock["I-LO"] = Decimal(2), Decimal(7)
+    flow.process_page(store.get_run(run.id), page)  # type: ignore[arg-type]
+    assert ledger.flags[-1] is False and len(ledger.documents) == 1
 
 
 def test_transient_failures_are_retried(store: InventoryStore, tmp_path: Path) -> None:

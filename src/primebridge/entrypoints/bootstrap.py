@@ -176,7 +176,8 @@ def build(settings: Settings, *, upgrade_db: bool = True, transports: Transports
     from primebridge.runtime.notify import build_notifier
 
     inventory = build_inventory(settings, db, audit=audit, amazon=amazon,
-                                transports={"sap": transports.sap, "netsuite": transports.netsuite})
+                                transports={"sap": transports.sap, "netsuite": transports.netsuite,
+                                            "amazon": transports.amazon})
     return Service(settings=settings, db=db, audit=audit, store=store,
                    queue=JobQueue(db, lease_seconds=settings.runtime.lease_seconds), amazon=amazon, oms=oms,
                    notifier=build_notifier(settings.notify), inventory=inventory)

@@ -35,6 +35,36 @@ def _amazon(settings: Settings) -> str:
     return f"token obtained and GraphQL answered at {settings.amazon.graphql_url}"
 
 
+def _events(settings: Settings) -> str:
+    """The Buy with Prime intake's credentials resolve, and the URL `events subscribe` registers.
+
+    Nothing is called: BwP reaches primebridge, not the other way round. Without credentials every
+    delivery is refused with 401, which would otherwise only show as events that never arrive.
+    """
+    events = settings.events
+    kinds = []
+    if events.basic_password is not None:
+        if not events.basic_username:
+            raise ValueError("events.basic_password is set but events.basic_username is empty")
+        events.basic_password.reveal()
+        kinds.append("Basic")
+    if events.oauth_client_secret is not None:
+        if not events.oauth_client_id:
+            raise ValueError("events.oauth_client_secret is set but events.oauth_client_id is empty")
+        events.oauth_client_secret.reveal()
+        kinds.append("OAuth")
+    if not kinds:
+        raise ValueError("neither events.basic_password nor events.oauth_client_secret is set: "
+                         "Buy with Prime deliveries to /events/amazon would all get 401")
+    if events.destination_url:
+        where = events.destination_url
+    elif settings.web.public_url:
+        where = str(settings.web.public_url).rstrip("/") + "/events/amazon"
+    else:
+        where = "unknown: set web.public_url or events.destination_url before `events subscribe`"
+    return f"intake accepts {' and '.join(kinds)}; destination {where}"
+
+
 def _oms(name: str) -> Callable[[Settings], str]:
     def check(settings: Settings) -> str:
         if name == "sap":
@@ -54,7 +84,8 @@ def _oms(name: str) -> Callable[[Settings], str]:
 
 def run_checks(settings: Settings, console: Console) -> bool:
     checks: list[tuple[str, Callable[[Settings], str]]] = [("configuration", lambda s: "valid"),
-                                                            ("store", _store), ("amazon", _amazon)]
+                                                            ("store", _store), ("amazon", _amazon),
+                                                            ("events", _events)]
     if settings.sap.enabled:
         checks.append(("sap", _oms("sap")))
     if settings.netsuite.enabled:

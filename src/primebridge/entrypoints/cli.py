@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sys
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,6 +17,7 @@ from rich.table import Table
 
 from primebridge.config import Settings, load_settings
 from primebridge.domain.errors import ConfigError, PrimebridgeError
+from primebridge.runtime.jobs import DEAD, DONE, QUEUED, REJECTED, RUNNING
 
 app = typer.Typer(help="primebridge: your OMS and Amazon's fulfillment network, in sync.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -31,7 +33,10 @@ for sub, name in ((db_app, "db"), (jobs_app, "jobs"), (sync_app, "sync"), (sandb
                   (config_app, "config"), (events_app, "events"), (inventory_app, "inventory")):
     app.add_typer(sub, name=name)
 
-console = Console()
+# Piped output (a log file, `| less`) gets a wide page instead of Rich's 80 columns, so ids and
+# event types are not cut; a terminal keeps its own width.
+console = Console(width=None if sys.stdout.isatty() else 200)
+JOB_STATUSES = (QUEUED, RUNNING, DONE, REJECTED, DEAD)
 ConfigOption = Annotated[Path | None, typer.Option(
     "--config", "-c", help="TOML file; default $PRIMEBRIDGE_CONFIG or ./primebridge.toml.")]
 
@@ -151,9 +156,39 @@ def sandbox_serve(
                         spapi_port=spapi_port)
     for name, server in servers.items():
         console.print(f"{name:9} {server.url}   (admin API: {server.url}/_sandbox/)")
+    console.print("a primebridge.toml for them: primebridge sandbox config > primebridge.toml "
+                  "(give it the same --host and ports)", soft_wrap=True)
     stop.wait()
     for server in servers.values():
         server.stop()
+
+
+@sandbox_app.command("config")
+def sandbox_config_command(
+    host: str = "127.0.0.1",
+    amazon_port: int = 8101,
+    sap_port: int = 8102,
+    netsuite_port: int = 8103,
+    spapi_port: int = 8104,
+    store: Annotated[str, typer.Option(help="Store URL.")] = "sqlite:///var/primebridge.db",
+    web_port: Annotated[int, typer.Option(help="Port of primebridge's own HTTP app (web.port).")] = 8080,
+) -> None:
+    """Print a primebridge.toml that points at `sandbox serve`'s sandboxes, with their credentials.
+
+    Written as TOML rather than documented as keys to copy, so the file is always what the sandboxes
+    accept; events go to this primebridge's /events/amazon (web.public_url).
+    """
+    import tomli_w
+
+    from primebridge.sandbox.profile import sandbox_config
+
+    base = f"http://{host}"
+    data = sandbox_config(amazon_url=f"{base}:{amazon_port}", sap_url=f"{base}:{sap_port}",
+                          netsuite_url=f"{base}:{netsuite_port}", spapi_url=f"{base}:{spapi_port}", store_url=store)
+    data["web"] = {"host": host, "port": web_port, "public_url": f"{base}:{web_port}"}
+    sys.stdout.write("# primebridge against the local sandboxes (primebridge sandbox serve); literal sandbox "
+                     "credentials.\n# Check it with: primebridge config check --config primebridge.toml\n\n")
+    sys.stdout.write(tomli_w.dumps(data))
 
 
 # -- database ------------------------------------------------------------------------------------
@@ -229,6 +264,9 @@ def jobs_list(
     limit: int = 50,
 ) -> None:
     """List the newest jobs (filter by status, e.g. dead for the dead letters)."""
+    if status is not None and status not in JOB_STATUSES:
+        raise typer.BadParameter(f"unknown status {status!r}; one of {', '.join(JOB_STATUSES)}",
+                                 param_hint="--status")
     service = _service(config)
     console.print(" · ".join(f"{k}: {v}" for k, v in sorted(service.queue.counts().items())) or "no jobs")
     _print_jobs(service, status, limit)

@@ -118,8 +118,11 @@ def events_list(
     limit: int = 50,
 ) -> None:
     """Received Buy with Prime events, newest first, with their outcome."""
-    from primebridge.runtime.events import list_events
+    from primebridge.runtime.events import DEAD, DONE, IGNORED, QUEUED, REJECTED, list_events
 
+    statuses = (QUEUED, DONE, IGNORED, REJECTED, DEAD)
+    if status is not None and status not in statuses:  # else a typo lists nothing, which reads as "no events"
+        raise typer.BadParameter(f"{status!r} is not one of {', '.join(statuses)}", param_hint="--status")
     cli = _cli()
     service = cli._service(config)
     views = list_events(service.db, since=_since(since), status=status, event_type=event_type, order_id=order,
@@ -148,11 +151,18 @@ def events_replay(
         raise typer.Exit(2)
     service = cli._service(config)
     rows = find_event_rows(service.db, ids=ids or (), since=_since(since))
+    # Each id is looked up alone too, so a mistyped one among several is named, not skipped silently.
+    unknown = [i for i in ids or () if not find_event_rows(service.db, ids=[i])]
+    for missing in unknown:
+        cli.console.print(f"[yellow]no such event: {missing}[/yellow]")
     if not rows:
-        cli.console.print("[yellow]no such event[/yellow]")
+        if not unknown:
+            cli.console.print("[yellow]no event received since then[/yellow]")
         raise typer.Exit(1)
     result = replay(service.db, rows, max_attempts=service.settings.runtime.max_attempts)
     for row_id, job_id in result.items():
         cli.console.print(f"event {row_id}: " + (f"job {job_id} queued" if job_id else "still waiting, left alone"))
     if process:
         service.worker().run_until_idle(timeout=3600)
+    if unknown:
+        raise typer.Exit(1)

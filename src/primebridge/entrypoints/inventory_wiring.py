@@ -108,7 +108,7 @@ def build_inventory(settings: Settings, db: Database, *, audit: AuditSink | None
         mapping = SkuMapping(cfg.mapping_table(), product_field=cfg.product_field)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-    directory = _directory(amazon, cfg.products_refresh_seconds) if cfg.use_products else None
+    directory = _directory(settings, amazon, audit, transports.get("amazon")) if cfg.use_products else None
     store = InventoryStore(db)
     retry = Retry(cfg.retry_attempts)
     parallel = cfg.parallel
@@ -123,12 +123,22 @@ def build_inventory(settings: Settings, db: Database, *, audit: AuditSink | None
                      interval=cfg.full_sync_interval_seconds, handle_events=cfg.realtime)
 
 
-def _directory(amazon: object, refresh_seconds: float) -> ProductDirectory | None:
-    """Buy with Prime's ``products`` over the GraphQL client the orders connector already holds."""
-    from primebridge.connectors.amazon import BwpOrders
-    from primebridge.connectors.amazon.products import BwpProducts
+def _directory(settings: Settings, amazon: object, audit: AuditSink | None,
+               transport: httpx.BaseTransport | None) -> ProductDirectory | None:
+    """Buy with Prime's ``products`` and ``inventoryItem`` queries, when the service talks to Buy with
+    Prime (``amazon`` is the orders connector; a test's stand-in for it means no BwP to ask)."""
+    from primebridge.connectors.amazon import BwpOrders, build_bwp_products
+    from primebridge.connectors.amazon.errors import NotFound
 
     if not isinstance(amazon, BwpOrders):
         return None
-    client = amazon._client  # one BwP client (token cache, audit) per process
-    return CatalogueDirectory(lambda: BwpProducts(client).iter_products(), refresh_seconds=refresh_seconds)
+    products = build_bwp_products(settings.amazon, audit=audit, transport=transport)
+
+    def item_sku(inventory_item_id: str) -> str | None:
+        try:
+            return products.inventory_item(inventory_item_id).seller_sku
+        except NotFound as exc:
+            raise LookupError(str(exc)) from None
+
+    return CatalogueDirectory(products.iter_products, refresh_seconds=settings.inventory.products_refresh_seconds,
+                              item_lookup=item_sku)

@@ -12,7 +12,6 @@ status is undocumented and every integration seen answers 200 (reference §3.5).
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 from collections.abc import Awaitable, Callable
@@ -20,7 +19,6 @@ from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl
 
 import structlog
-from sqlalchemy.exc import OperationalError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
@@ -102,15 +100,17 @@ def routes(service: Service) -> list[BaseRoute]:
         except UnicodeDecodeError:
             return _error(400, "body is not UTF-8", "MalformedJson")
         try:
-            receipt = await asyncio.wrap_future(writer.submit(event, raw))
-        except OperationalError as exc:
-            # Not stored: a 503 makes BwP deliver it again later.
-            log.warning("amazon_event.store_unavailable", error=str(exc).splitlines()[0])
+            receipt = await writer.store(event, raw)
+        except Exception as exc:
+            # Not stored (the group commit rolled back): a 503 makes BwP deliver it again later.
+            log.warning("amazon_event.store_failed", event_id=event.event_id,
+                        error=f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
             return _error(503, "event store unavailable, deliver again later", "Unavailable",
                           **{"Retry-After": "5"})
-        log.info("amazon_event.received", event_id=event.event_id, event_type=event.event_type,
-                 order_id=event.order_id, status=receipt.status, event_status=receipt.event_status,
-                 event_row_id=receipt.event_row_id, caller=principal)
+        # Debug, not info: the store is the record of every delivery (``events list``), and a
+        # rendered line per event cost as much as storing it.
+        log.debug("amazon_event.received", event_id=event.event_id, event_type=event.event_type,
+                  status=receipt.status, event_row_id=receipt.event_row_id, caller=principal)
         return JSONResponse({"status": receipt.status, "event": receipt.event_row_id, "event_id": event.event_id,
                              "event_status": receipt.event_status, "job": receipt.job_id})
 

@@ -97,14 +97,19 @@ class CatalogueDirectory:
     restart but an unmapped SKU does not trigger a catalogue read per page. It is the one in-memory
     copy of the catalogue; a merchant whose table maps every SKU never loads it.
 
-    An ``INVENTORY_CHANGED`` event names an inventory item id; which product identifier that id
-    equals is not documented (reference §2.5/§3.2, UNCONFIRMED), so it is matched against the SKU,
-    the Amazon SKU and the external id, in that order.
+    An ``INVENTORY_CHANGED`` event names an inventory item id. ``item_lookup`` asks Buy with Prime
+    which product that item is mapped to (the ``inventoryItem`` query, reference §2.5/§3.2): it
+    returns the product's seller SKU, ``None`` for an item mapped to no product with an Amazon SKU,
+    and raises ``LookupError`` when Buy with Prime does not know the id. Only then (or without a
+    lookup) is the id matched against the catalogue's SKU, Amazon SKU and external id, the fallback
+    for the case that an event names a product identifier instead (UNCONFIRMED which one it names).
     """
 
     def __init__(self, listing: Callable[[], Iterable[object]], *, refresh_seconds: float = 300.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 item_lookup: Callable[[str], str | None] | None = None) -> None:
         self._listing = listing
+        self._item_lookup = item_lookup
         self._refresh = refresh_seconds
         self._clock = clock
         self._lock = threading.Lock()
@@ -134,6 +139,11 @@ class CatalogueDirectory:
         return {sku: index[sku] for sku in seller_skus if sku in index}
 
     def seller_sku_for_item(self, inventory_item_id: str) -> str | None:
+        if self._item_lookup is not None:
+            try:
+                return self._item_lookup(inventory_item_id)
+            except LookupError:
+                log.info("inventory.item_not_found_matching_catalogue", inventory_item=inventory_item_id)
         for missing in (False, True):
             index = self._index(missing=missing)
             for ref in index.values():

@@ -2,7 +2,8 @@
 Amazon can fulfil now.
 
 Events are thin and may arrive late, twice or out of order, so the event is only a trigger: the
-flow resolves the seller SKU (from the event's inventory item), reads that SKU's *current* summary
+flow resolves the seller SKU (Buy with Prime's ``inventoryItem`` query for the event's inventory
+item gives the mapped product, whose Amazon SKU it is), reads that SKU's *current* summary
 with one targeted SP-API call, and posts the difference. An event older than the last reading
 applied for that SKU changes nothing: that reading already includes it. Jobs of one inventory item
 run one at a time (the intake orders them by resource), so two readings of a SKU never race here.
@@ -73,15 +74,18 @@ class InventoryRealtime:
     def handle_event(self, event: AmazonEvent) -> str:
         """The job handler for ``INVENTORY_CHANGED``; returns the outcome recorded on the job."""
         item_id = next((value for key in ITEM_KEYS if (value := event.resource(key)) is not None), None)
-        sku = _sku_in_data(event.data)
+        # The documented path: ask Buy with Prime which product the named inventory item is mapped to
+        # (inventoryItem query; the directory falls back to matching the catalogue when BwP does not
+        # know the id). A product snapshot in the event's data is the fallback without an item id.
+        sku = self.resolver.seller_sku_for_item(item_id) if item_id is not None else None
+        if sku is None:
+            sku = _sku_in_data(event.data)
         if sku is None:
             if item_id is None:
                 raise Rejected(f"{event.event_type} event {event.event_id} names no inventory item "
                                f"(expected a resource with {ITEM_KEYS[0]}/<id>)", code="MissingInventoryItem")
-            sku = self.resolver.seller_sku_for_item(item_id)
-            if sku is None:
-                raise Rejected(f"inventory item {item_id} is not a Buy with Prime product with an Amazon SKU; "
-                               "nothing to update", code="UnknownInventoryItem")
+            raise Rejected(f"inventory item {item_id} is not a Buy with Prime product with an Amazon SKU; "
+                           "nothing to update", code="UnknownInventoryItem")
         return self.sync_sku(sku, event_time=event.event_time, trigger=event.event_id)
 
     def sync_sku(self, seller_sku: str, *, event_time: datetime | None = None, trigger: str | None = None,

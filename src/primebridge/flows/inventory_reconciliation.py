@@ -209,18 +209,29 @@ class FullReconciliation:
         decisions = reject_shared(decisions)
         _count(decisions, delta)
         reportable = [d for d in decisions if d.action is not DriftAction.NONE]
-        self.store.record(run.id, oms, reportable, _PENDING_FOR)
+        created = self.store.record(run.id, oms, reportable, _PENDING_FOR)
         adjustments = [d.adjustment for d in decisions if d.adjustment is not None]
         if adjustments:
-            self._post(run.id, oms, adjustments, page.fetched_at, delta)
+            unposted = all(a.seller_sku in created for a in adjustments)
+            self._post(run.id, oms, adjustments, page.fetched_at, delta, unposted=unposted)
 
     def _post(self, run_id: int, oms: str, adjustments: list[StockAdjustment], read_at: float,
-              delta: Counters) -> None:
+              delta: Counters, *, unposted: bool = False) -> None:
         """One document for the page; when the OMS rejects it, each line alone, so one bad item does
-        not keep the others from being adjusted."""
+        not keep the others from being adjusted.
+
+        ``unposted``: every row was created just now, so no reference can be in the OMS yet and the
+        first attempt skips the OMS's lookup of earlier documents. A retry (the first attempt may
+        have reached the OMS before it failed) and the line-by-line fallback look up as usual."""
         ledger = self.ledgers[oms]
+        first = [unposted]
+
+        def attempt() -> str:
+            fresh, first[0] = first[0], False
+            return ledger.post_adjustments(adjustments, unposted=fresh)
+
         try:
-            document = self.retry.call(lambda: ledger.post_adjustments(adjustments), what=f"{oms} adjustment")
+            document = self.retry.call(attempt, what=f"{oms} adjustment")
         except (Rejected, PermanentError) as exc:
             if len(adjustments) > 1:
                 for adjustment in adjustments:
@@ -233,9 +244,9 @@ class FullReconciliation:
                          f"attempts: {_text(exc)}", delta)
             return
         skus = [a.seller_sku for a in adjustments]
-        self.store.settle(run_id, oms, skus, status=POSTED, document=document)
-        self.store.save_readings([Reading(oms, a.seller_sku, a.oms_item, a.amazon_quantity, read_at, None,
-                                          f"run:{run_id}", document) for a in adjustments])
+        self.store.settle(run_id, oms, skus, status=POSTED, document=document,
+                          readings=[Reading(oms, a.seller_sku, a.oms_item, a.amazon_quantity, read_at, None,
+                                            f"run:{run_id}", document) for a in adjustments])
         delta.posted += len(adjustments)
         delta.documents += 1
 

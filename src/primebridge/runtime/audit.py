@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 
-from sqlalchemy import insert, or_, select
+from sqlalchemy import and_, insert, or_, select
 
 from primebridge.connectors.http import AuditEntry
 from primebridge.runtime import context
@@ -36,9 +36,24 @@ class StoreAudit:
                                request="", response=detail, correlation=context.current()))
 
     def for_order(self, order: str, limit: int = 1000) -> list[AuditRecord]:
-        """Entries about an OMS order id or an Amazon order id, oldest first."""
+        """Entries about an OMS order id or an Amazon order id, oldest first.
+
+        A call is often filed under only one of the two ids: an Amazon event's first read of the
+        order knows only the Amazon id, the OMS reads before ``createOrder`` only the OMS id. So the
+        ids linked to ``order`` by any entry are followed once, and either id tells the whole story.
+        """
         with self.db.transaction() as session:
-            rows = session.scalars(select(AuditRecord).where(or_(
-                AuditRecord.oms_order_id == order, AuditRecord.amazon_order_id == order,
-            )).order_by(AuditRecord.id).limit(limit)).all()
+            links = session.execute(select(AuditRecord.oms, AuditRecord.oms_order_id, AuditRecord.amazon_order_id)
+                                    .where(or_(AuditRecord.oms_order_id == order,
+                                               AuditRecord.amazon_order_id == order))
+                                    .distinct()).all()
+            amazon_ids = {order} | {amazon for _, _, amazon in links if amazon}
+            oms_orders = {(oms, oms_id) for oms, oms_id, _ in links if oms_id}
+            matches = [AuditRecord.amazon_order_id.in_(sorted(amazon_ids))]
+            # The OMS id is matched together with its OMS: SAP 4711 and NetSuite 4711 are two orders.
+            matches += [and_(AuditRecord.oms_order_id == oms_id,
+                             AuditRecord.oms.is_(None) if oms is None else AuditRecord.oms == oms)
+                        for oms, oms_id in sorted(oms_orders, key=lambda pair: (pair[0] or "", pair[1]))]
+            rows = session.scalars(select(AuditRecord).where(or_(*matches))
+                                   .order_by(AuditRecord.id).limit(limit)).all()
         return list(rows)

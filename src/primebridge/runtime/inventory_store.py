@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import distinct, func, insert, select, update
+from sqlalchemy import Connection, distinct, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -221,9 +221,14 @@ class InventoryStore:
 
     # -- drift rows ------------------------------------------------------------------------------
 
-    def record(self, run_id: int, oms: str, decisions: Iterable[Decision], status_for: dict[str, str]) -> None:
+    def record(self, run_id: int, oms: str, decisions: Iterable[Decision], status_for: dict[str, str]) -> set[str]:
         """Upsert one row per decision that is not NONE. ``status_for`` maps an action to the row
-        status (``pending`` for an adjustment about to be posted, ``reported`` otherwise)."""
+        status (``pending`` for an adjustment about to be posted, ``reported`` otherwise).
+
+        Returns the seller SKUs whose row is new. Their references were never sent to the OMS (a
+        row is written before its document is posted), so their post may skip the OMS's lookup of
+        earlier documents. The insert decides it, under the table's unique key, so two workers
+        that see the same SKU (a scan restarted over a changed catalogue) cannot both think so."""
         now = time.time()
         rows = [{"run_id": run_id, "oms": oms, "seller_sku": d.seller_sku, "oms_item": d.oms_item,
                  "amazon_quantity": _qty(d.amazon_quantity), "oms_quantity": _qty(d.oms_quantity),
@@ -231,28 +236,39 @@ class InventoryStore:
                  "reference": d.adjustment.reference if d.adjustment else None, "document": None,
                  "reason": d.reason or None, "updated_at": now} for d in decisions]
         if not rows:
-            return
+            return set()
+        key = ["run_id", "oms", "seller_sku"]
+        create = self._insert(InventoryDrift).on_conflict_do_nothing(index_elements=key) \
+            .returning(InventoryDrift.seller_sku)
         statement = self._insert(InventoryDrift)
         statement = statement.on_conflict_do_update(
-            index_elements=["run_id", "oms", "seller_sku"],
+            index_elements=key,
             set_={name: statement.excluded[name] for name in
                   ("oms_item", "amazon_quantity", "oms_quantity", "action", "status", "reference", "document",
                    "reason", "updated_at")})
         with self.db.statements() as connection:
-            connection.execute(statement, rows)
+            created = set(connection.execute(create, rows).scalars())
+            rest = [row for row in rows if row["seller_sku"] not in created]
+            if rest:
+                connection.execute(statement, rest)
+        return created
 
     def settle(self, run_id: int, oms: str, skus: list[str], *, status: str, document: str | None = None,
-               action: str | None = None, reason: str | None = None) -> None:
+               action: str | None = None, reason: str | None = None, readings: list[Reading] | None = None) -> None:
+        """Set the rows' outcome, and save ``readings`` (what a posted document applied) in the same
+        transaction: one commit per document instead of two."""
         values: dict[str, Any] = {"status": status, "document": document, "updated_at": time.time()}
         if action is not None:
             values["action"] = action
         if reason is not None:
             values["reason"] = reason
-        with self.db.transaction() as session:
+        with self.db.statements() as connection:
             for start in range(0, len(skus), 500):
-                session.execute(update(InventoryDrift).where(
+                connection.execute(update(InventoryDrift).where(
                     InventoryDrift.run_id == run_id, InventoryDrift.oms == oms,
                     InventoryDrift.seller_sku.in_(skus[start:start + 500])).values(**values))
+            if readings:
+                self._save_readings(connection, readings)
 
     def tally(self, run_id: int) -> Counters:
         """The run's outcome counted from its drift rows: exact even when pages were processed twice
@@ -290,19 +306,22 @@ class InventoryStore:
                 InventoryDrift.seller_sku.in_(skus))).all()
             return {row.seller_sku: _drift(row) for row in rows}
 
-    def drift_rows(self, run_id: int, batch: int = 1000) -> Iterator[DriftRow]:
+    def drift_rows(self, run_id: int, batch: int = 5000) -> Iterator[DriftRow]:
         """Every row of a run in a stable order, read in batches so a report of a large catalogue
-        never sits in memory at once."""
+        never sits in memory at once. Plain Core rows, not ORM objects: a 100k-SKU run has 200k rows
+        to write into its report, and the ORM's identity map would cost more than the query."""
+        t = InventoryDrift.__table__.c
+        columns = (t.id, t.run_id, t.oms, t.seller_sku, t.oms_item, t.amazon_quantity, t.oms_quantity, t.action,
+                   t.status, t.reference, t.document, t.reason)
         last = 0
         while True:
-            with self.db.transaction() as session:
-                rows = session.scalars(select(InventoryDrift).where(
-                    InventoryDrift.run_id == run_id, InventoryDrift.id > last)
-                    .order_by(InventoryDrift.id).limit(batch)).all()
-                found = [_drift(row) for row in rows]
-                last = rows[-1].id if rows else last
-            yield from found
-            if len(found) < batch:
+            with self.db.statements() as connection:
+                rows = connection.execute(select(*columns).where(t.run_id == run_id, t.id > last)
+                                          .order_by(t.id).limit(batch)).all()
+            if rows:
+                last = rows[-1][0]
+            yield from (DriftRow(*row[1:]) for row in rows)
+            if len(rows) < batch:
                 return
 
     # -- last applied readings -------------------------------------------------------------------
@@ -321,6 +340,10 @@ class InventoryStore:
         """Upsert, keeping the newer reading when one from a later read is there already."""
         if not readings:
             return
+        with self.db.statements() as connection:
+            self._save_readings(connection, readings)
+
+    def _save_readings(self, connection: Connection, readings: list[Reading]) -> None:
         statement = self._insert(InventoryReading)
         statement = statement.on_conflict_do_update(
             index_elements=["oms", "seller_sku"],
@@ -330,8 +353,7 @@ class InventoryStore:
         rows = [{"oms": r.oms, "seller_sku": r.seller_sku, "oms_item": r.oms_item, "quantity": str(r.quantity),
                  "read_at": r.read_at, "amazon_updated_at": r.amazon_updated_at, "origin": r.origin,
                  "document": r.document} for r in readings]
-        with self.db.statements() as connection:
-            connection.execute(statement, rows)
+        connection.execute(statement, rows)
 
 
 def _drift(row: InventoryDrift) -> DriftRow:

@@ -66,27 +66,6 @@ def enqueue(session: Session, kind: str, payload: dict[str, Any], *, ordering_ke
     return job.id
 
 
-_INSERT_MANY = insert(Job.__table__).returning(Job.__table__.c.id, sort_by_parameter_order=True)
-
-
-def enqueue_many(session: Session, kind: str, items: Sequence[tuple[dict[str, Any], str, int | None]], *,
-                 max_attempts: int) -> list[int]:
-    """``enqueue`` for many jobs at once, ``(payload, ordering_key, message_id)`` each, in one Core
-    statement (no coalescing): the event intake commits batches of deliveries this way, where the
-    ORM's per-object flush cost more than the database. Returns the job ids in the items' order."""
-    if not items:
-        return []
-    now = time.time()
-    rows = [{"kind": kind, "ordering_key": key, "payload": json.dumps(payload, sort_keys=True, separators=(",", ":")),
-             "status": QUEUED, "attempts": 0, "max_attempts": max_attempts, "next_attempt_at": now,
-             "message_id": message_id, "created_at": now, "updated_at": now} for payload, key, message_id in items]
-    ids = list(session.connection().execute(_INSERT_MANY, rows).scalars().all())
-    session.info["jobs_enqueued"] = True
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_notify(:ch, '')"), {"ch": NOTIFY_CHANNEL})
-    return ids
-
-
 _CLAIM = """
 UPDATE jobs SET status = 'running', lease_owner = :worker, lease_expires_at = :lease,
        attempts = attempts + 1, updated_at = :now

@@ -101,6 +101,15 @@ def build_notifier(cfg: NotifyConfig) -> Notifier:
     return LogNotifier()
 
 
+def _replay_hint(job: ClaimedJob) -> str:
+    """The command an operator runs once the cause is fixed: an Amazon event is replayed as an event
+    (re-read and re-dispatched), any other job is retried."""
+    event_row = job.payload.get("event_row_id") if isinstance(job.payload, dict) else None
+    if event_row is not None:
+        return f"primebridge events replay {event_row}"
+    return f"primebridge jobs retry {job.id}"
+
+
 class DeadLetterAlerts:
     """The worker's dead-letter hook: runs the registered callbacks (e.g. mark the Amazon event
     ``dead``), then raises a notification. Neither may break the worker."""
@@ -118,7 +127,7 @@ class DeadLetterAlerts:
         try:
             self.notifier.notify(Notification(
                 kind="dead_letter", subject=f"job {job.id} ({job.kind}) was dead-lettered",
-                text=f"{error[:2000]}\n\nAfter fixing the cause: primebridge jobs retry {job.id}",
+                text=f"{error[:2000]}\n\nAfter fixing the cause: {_replay_hint(job)}",
                 details={"job_id": job.id, "job_kind": job.kind, "ordering_key": job.ordering_key,
                          "attempts": job.attempts}))
         except Exception:

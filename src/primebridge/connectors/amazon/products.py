@@ -1,4 +1,5 @@
-"""Buy with Prime ``products``: every product's seller SKU, external id and Amazon SKU.
+"""Buy with Prime ``products``: every product's seller SKU, external id and Amazon SKU; and
+``inventoryItem``: the product an inventory item (what ``INVENTORY_CHANGED`` names) is mapped to.
 
 The inventory sync needs the link between the SKU Amazon reports stock for and the merchant's
 identifiers (reference §2.5). ``products`` pages forward only, Relay style, at most 20 a page;
@@ -12,7 +13,7 @@ from collections.abc import Iterator
 from typing import Any, NamedTuple
 
 from primebridge.connectors.amazon.client import BwpGraphQLClient, load_document
-from primebridge.connectors.amazon.errors import BadResponse
+from primebridge.connectors.amazon.errors import BadResponse, NotFound
 
 MAX_PAGE_SIZE = 20  # products(first: 0..20)
 
@@ -25,8 +26,27 @@ class ProductIds(NamedTuple):
     amazon_sku: str | None
 
 
+class InventoryItemInfo(NamedTuple):
+    """What ``inventoryItem`` says about one inventory item."""
+
+    inventory_item_id: str
+    fulfillable_quantity: int | None
+    product: ProductIds | None
+
+    @property
+    def seller_sku(self) -> str | None:
+        """The SKU Amazon's inventory summaries use: the product's Amazon SKU, else its SKU."""
+        if self.product is None:
+            return None
+        return self.product.amazon_sku or self.product.sku
+
+
 def products_document() -> str:
     return load_document("products.graphql")
+
+
+def inventory_item_document() -> str:
+    return load_document("inventoryItem.graphql")
 
 
 class BwpProducts:
@@ -41,6 +61,22 @@ class BwpProducts:
     def __iter__(self) -> Iterator[ProductIds]:
         return self.iter_products()
 
+    def inventory_item(self, inventory_item_id: str) -> InventoryItemInfo:
+        """One inventory item; raises ``NotFound`` when BwP does not know the id."""
+        data = self._client.execute(inventory_item_document(), {"inventoryItemId": inventory_item_id})
+        item = data.get("inventoryItem")
+        if item is None:
+            raise NotFound(f"BwP inventoryItem {inventory_item_id}: no such inventory item")
+        if not isinstance(item, dict):
+            raise BadResponse("BwP inventoryItem: the response has no 'inventoryItem' object")
+        quantity = item.get("fulfillableQuantity")
+        amount = quantity.get("amount") if isinstance(quantity, dict) else None
+        node = item.get("product")
+        return InventoryItemInfo(
+            inventory_item_id=str(item.get("inventoryItemId") or inventory_item_id),
+            fulfillable_quantity=amount if isinstance(amount, int) and not isinstance(amount, bool) else None,
+            product=_ids(node) if isinstance(node, dict) else None)
+
     def iter_products(self) -> Iterator[ProductIds]:
         after: str | None = None
         seen_cursors: set[str] = set()
@@ -52,8 +88,7 @@ class BwpProducts:
             for edge in connection.get("edges") or []:
                 node = edge.get("node") if isinstance(edge, dict) else None
                 if isinstance(node, dict):
-                    yield ProductIds(sku=_value(node.get("sku")), external_id=_value(node.get("externalId")),
-                                     amazon_sku=_value(node.get("amazonSku")))
+                    yield _ids(node)
             info = connection.get("pageInfo") or {}
             if not info.get("hasNextPage"):
                 return
@@ -64,6 +99,11 @@ class BwpProducts:
                                   "missing or already seen")
             seen_cursors.add(cursor)
             after = cursor
+
+
+def _ids(node: dict[str, Any]) -> ProductIds:
+    return ProductIds(sku=_value(node.get("sku")), external_id=_value(node.get("externalId")),
+                      amazon_sku=_value(node.get("amazonSku")))
 
 
 def _value(wrapper: Any) -> str | None:

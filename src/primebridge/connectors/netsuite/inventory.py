@@ -23,6 +23,8 @@ semaphore (``governance.py``) like every other NetSuite call of the process.
 from __future__ import annotations
 
 import hashlib
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -39,6 +41,7 @@ log = structlog.get_logger()
 
 RECORD = "inventoryAdjustment"
 MAX_ITEM_NAME = 250
+RECENT_IDS = 2000  # item ids kept from recent reads: the pages in flight, a few times over
 
 
 def chunks(values: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
@@ -68,6 +71,12 @@ class NetSuiteInventoryLedger:
         self.rest = rest
         self.cfg = cfg
         self.items_per_document = cfg.lines_per_document
+        # Internal ids of the items just read, so posting the page's adjustment right after does not
+        # resolve the same names again (one SuiteQL call fewer per page). Small and short-lived: an
+        # id that went stale meanwhile (item inactivated) makes NetSuite refuse the line, which the
+        # flow reports; it never adjusts another item, because internal ids are never reused.
+        self._recent_ids: OrderedDict[str, int] = OrderedDict()
+        self._recent_lock = threading.Lock()
 
     def close(self) -> None:
         self.rest.http.close()
@@ -89,9 +98,29 @@ class NetSuiteInventoryLedger:
                     found[str(name)] = int(item_id)
         return {item: found[item] for item in oms_items if item in found}
 
+    def _remember(self, ids: dict[str, int]) -> None:
+        with self._recent_lock:
+            for name, item_id in ids.items():
+                self._recent_ids[name] = item_id
+                self._recent_ids.move_to_end(name)
+            while len(self._recent_ids) > RECENT_IDS:
+                self._recent_ids.popitem(last=False)
+
+    def _known_ids(self, oms_items: Sequence[str]) -> dict[str, int]:
+        """``item_ids`` answered from the recent reads where possible."""
+        if self.cfg.item_key == "id":
+            return self.item_ids(oms_items)
+        with self._recent_lock:
+            found = {item: self._recent_ids[item] for item in oms_items if item in self._recent_ids}
+        missing = [item for item in oms_items if item not in found]
+        if missing:
+            found.update(self.item_ids(missing))
+        return found
+
     def quantities(self, oms_items: list[str]) -> dict[str, Decimal | None]:
         result: dict[str, Decimal | None] = {item: None for item in oms_items}
         ids = self.item_ids(oms_items)
+        self._remember(ids)
         on_hand: dict[int, Decimal] = {}
         location = int(self.cfg.location_id)
         for group in chunks(sorted(set(ids.values())), self.cfg.items_per_query):
@@ -111,25 +140,27 @@ class NetSuiteInventoryLedger:
 
     # -- posting -----------------------------------------------------------------------------------
 
-    def post_adjustments(self, adjustments: list[StockAdjustment]) -> str:
-        """One adjustment record per ``lines_per_document`` adjustments; their ids, comma-separated."""
+    def post_adjustments(self, adjustments: list[StockAdjustment], *, unposted: bool = False) -> str:
+        """One adjustment record per ``lines_per_document`` adjustments; their ids, comma-separated.
+        ``unposted`` (the caller knows no reference was ever sent) skips the ``externalId`` lookup."""
         todo = [adj for adj in adjustments if adj.delta != 0]
         if not todo:
             return ""
         if len({adj.reference for adj in todo}) != len(todo):
             raise Rejected("NetSuite inventory adjustment: two adjustments share one reference")
-        ids = self.item_ids([adj.oms_item for adj in todo])
+        ids = self._known_ids([adj.oms_item for adj in todo])
         unknown = sorted({adj.oms_item for adj in todo if adj.oms_item not in ids})
         if unknown:
             raise Rejected(f"NetSuite has no active item {', '.join(unknown)}; nothing was posted",
                            code="UnknownItem")
-        posted = [self._post(list(group), ids) for group in chunks(todo, self.cfg.lines_per_document)]
+        posted = [self._post(list(group), ids, unposted=unposted)
+                  for group in chunks(todo, self.cfg.lines_per_document)]
         return ",".join(posted)
 
-    def _post(self, group: list[StockAdjustment], ids: dict[str, int]) -> str:
+    def _post(self, group: list[StockAdjustment], ids: dict[str, int], *, unposted: bool) -> str:
         cfg = self.cfg
         eid = external_id(cfg.external_id_prefix, (adj.reference for adj in group))
-        existing = self._find(eid)
+        existing = None if unposted else self._find(eid)
         if existing is not None:
             log.info("netsuite.inventory.already_posted", adjustment=existing, external_id=eid)
             return existing

@@ -157,9 +157,10 @@ class SapInventoryLedger:
                     found.setdefault(text, f"{row.get('MaterialDocument')}/{row.get('MaterialDocumentYear')}")
         return found
 
-    def post_adjustments(self, adjustments: list[StockAdjustment]) -> str:
+    def post_adjustments(self, adjustments: list[StockAdjustment], *, unposted: bool = False) -> str:
         """Post what was not posted yet; returns the ids of the documents that hold the adjustments
-        (new ones first, then those found from an earlier run), comma-separated."""
+        (new ones first, then those found from an earlier run), comma-separated. ``unposted`` (the
+        caller knows no reference was ever sent) skips the lookup of earlier items."""
         todo: list[tuple[StockAdjustment, str, str]] = []
         for adj in adjustments:
             material = _material(adj.oms_item)
@@ -173,7 +174,7 @@ class SapInventoryLedger:
         texts = [text for _, _, text in todo]
         if len(set(texts)) != len(texts):
             raise Rejected("SAP goods movement: two adjustments share one reference")
-        earlier = self.posted(texts)
+        earlier = {} if unposted else self.posted(texts)
         remaining = [entry for entry in todo if entry[2] not in earlier]
         if earlier:
             log.info("sap.inventory.already_posted", count=len(todo) - len(remaining),

@@ -43,7 +43,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from primebridge.sandbox.amazon.delivery import DeliveryKnobs
-from primebridge.sandbox.amazon.products import MAX_FIRST, products_page
+from primebridge.sandbox.amazon.products import MAX_FIRST, inventory_item, products_page
 from primebridge.sandbox.amazon.state import CatalogItem, SandboxState
 from primebridge.sandbox.amazon.validation import SandboxFault
 from primebridge.sandbox.knobs import ADMIN_PREFIX, FaultInjector, FaultMiddleware, Knobs, knob_routes
@@ -86,6 +86,9 @@ class _Root:
 
     def products(self, info: Any, first: int = MAX_FIRST, after: str | None = None) -> dict[str, Any]:
         return _guard(lambda: products_page(self._state, first, after))
+
+    def inventoryItem(self, info: Any, inventoryItemId: str) -> dict[str, Any]:
+        return _guard(lambda: inventory_item(self._state, inventoryItemId))
 
     def createOrder(self, info: Any, input: dict[str, Any]) -> dict[str, Any]:
         return {"order": _guard(lambda: self._state.create_order(input))}

@@ -11,6 +11,7 @@ order of publication is the order of the changes; delivery happens later on othe
 
 from __future__ import annotations
 
+import bisect
 import copy
 import secrets
 import string
@@ -50,6 +51,8 @@ class CatalogItem:
     externalId: str | None = None  # the API's spelling, also in the admin JSON
     amazonSku: str | None = None
     productId: str | None = None
+    inventoryItemId: str | None = None  # the id INVENTORY_CHANGED names; default "INV-<sku>"
+    fulfillableQuantity: int = 0  # what the inventoryItem query reports
 
     def identifiers(self) -> dict[str, str]:
         return {"sku": self.sku, "externalId": self.externalId or self.sku,
@@ -63,12 +66,15 @@ class CatalogItem:
             price = float(raw.get("price", 0))
         except (TypeError, ValueError):
             raise ValueError(f"catalog item {raw['sku']}: price {raw.get('price')!r} is not a number") from None
-        extra = set(raw) - {"sku", "title", "price", "currency", "externalId", "amazonSku", "productId"}
+        extra = set(raw) - {"sku", "title", "price", "currency", "externalId", "amazonSku", "productId",
+                            "inventoryItemId", "fulfillableQuantity"}
         if extra:
             raise ValueError(f"catalog item {raw['sku']}: unknown fields {', '.join(sorted(extra))}")
         return cls(sku=raw["sku"], title=str(raw.get("title") or raw["sku"]), price=price,
                    currency=str(raw.get("currency") or "USD"), externalId=raw.get("externalId"),
-                   amazonSku=raw.get("amazonSku"), productId=raw.get("productId"))
+                   amazonSku=raw.get("amazonSku"), productId=raw.get("productId"),
+                   inventoryItemId=raw.get("inventoryItemId"),
+                   fulfillableQuantity=int(raw.get("fulfillableQuantity", 0)))
 
 
 def now_iso() -> str:
@@ -106,6 +112,7 @@ class SandboxState:
         self._lock = threading.Lock()
         self._tokens: dict[str, float] = {}
         self._catalog: dict[str, CatalogItem] = {}
+        self._sorted_skus: list[str] | None = None  # products paging order, rebuilt after a change
         self._orders: dict[str, JSON] = {}
         self._alias_index: dict[tuple[str, str], str] = {}
         self.stats: Counter[str] = Counter()
@@ -127,6 +134,7 @@ class SandboxState:
             self._alias_index.clear()
             self.stats.clear()
             self._catalog = {item.sku: item for item in self._seed}
+            self._sorted_skus = None
             self.subscriptions.reset()
             self.deliveries.reset()
 
@@ -142,11 +150,31 @@ class SandboxState:
         with self._lock:
             for item in items:
                 self._catalog[item.sku] = item
+            self._sorted_skus = None
             return len(self._catalog)
 
     def catalog(self) -> list[JSON]:
         with self._lock:
             return [asdict(item) for item in self._catalog.values()]
+
+    def catalog_page(self, after_sku: str | None, first: int) -> tuple[list[JSON], bool, bool]:
+        """``first`` products after ``after_sku`` in SKU order, whether more follow and whether any
+        come before; copies only the page (the SKU order is rebuilt only when the catalogue changed)."""
+        with self._lock:
+            if self._sorted_skus is None:
+                self._sorted_skus = sorted(self._catalog)
+            skus = self._sorted_skus
+            start = 0 if after_sku is None else bisect.bisect_right(skus, after_sku)
+            chosen = skus[start:start + first]
+            return [asdict(self._catalog[sku]) for sku in chosen], start + len(chosen) < len(skus), start > 0
+
+    def inventory_item(self, inventory_item_id: str) -> JSON | None:
+        """The product whose inventory item this is (its own id, or ``INV-<sku>`` by default)."""
+        with self._lock:
+            for item in self._catalog.values():
+                if (item.inventoryItemId or f"INV-{item.sku}") == inventory_item_id:
+                    return asdict(item)
+            return None
 
     def known_product(self, kind: str, value: str) -> bool:
         """Called with the lock held, from inside ``create_order``."""
