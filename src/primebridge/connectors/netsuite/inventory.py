@@ -10,7 +10,9 @@ Posting is one ``inventoryAdjustment`` (reference §6.6) per ``lines_per_documen
 ``account``, ``adjLocation``, the Amazon memo, and one ``inventory`` line per item with the signed
 ``adjustQtyBy`` and the adjustment's ``reference`` as the line memo. Idempotency is the record's
 ``externalId``: a digest of the document's references, looked up (``GET .../eid:<id>``) before the
-POST. Not the ``PUT .../eid:`` upsert: on a record that exists, an upsert is an update, and whether
+POST, unless the caller passes ``unposted`` (its drift rows were created just now, so no reference
+can have been sent). The internal ids resolved by the stock read are reused by the post right after.
+Not the ``PUT .../eid:`` upsert: on a record that exists, an upsert is an update, and whether
 an update of a posted adjustment replaces or appends its non-keyed ``inventory`` lines is
 unconfirmed [U] — a rerun must change nothing, so it only ever creates. A POST refused because the
 ``externalId`` exists meanwhile (two runs racing) is answered by that record. The guarantee is per
