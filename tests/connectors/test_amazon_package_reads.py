@@ -4,16 +4,15 @@ query (states, lines, trackers, milestones), ``add_package_alias``, and the pure
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 import httpx
 import pytest
-from starlette.applications import Starlette
-from tests.sandbox.amazon_fixtures import CATALOG, CLIENT_ID, CLIENT_SECRET, TARGET_ID, amazon_line, request
-from tests.sandbox.test_amazon_packages import PACKAGES, Bwp, milestone, state, variables
+from tests.sandbox import amazon_package_fixtures
+from tests.sandbox.amazon_fixtures import CLIENT_ID, CLIENT_SECRET, TARGET_ID, amazon_line, request
+from tests.sandbox.amazon_package_fixtures import PACKAGES, Bwp, milestone, state, variables
 
 from primebridge.config import AmazonConfig
 from primebridge.connectors.amazon import BwpOrders, build_amazon_orders
@@ -23,25 +22,9 @@ from primebridge.connectors.amazon.packages import packages_from_json, parse_tim
 from primebridge.domain.errors import Rejected
 from primebridge.domain.model import Alias, ExecutionState
 from primebridge.domain.packages import CancellationReason, PackageLine, PackageState
-from primebridge.sandbox.amazon import create_app
-from primebridge.sandbox.server import ThreadedServer
 
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[tuple[Starlette, str]]:
-    app = create_app(catalog=CATALOG)
-    with ThreadedServer(app, name="bwp-connector-packages") as srv:
-        yield app, srv.url
-    app.state.sandbox.deliveries.close()
-
-
-@pytest.fixture
-def bwp(server: tuple[Starlette, str]) -> Iterator[Bwp]:
-    app, url = server
-    app.state.sandbox.reset()
-    raw = Bwp(app, url)
-    yield raw
-    raw.http.close()
+server = amazon_package_fixtures.server
+bwp = amazon_package_fixtures.bwp
 
 
 def orders(url: str, transport: httpx.BaseTransport | None = None) -> BwpOrders:

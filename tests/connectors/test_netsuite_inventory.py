@@ -5,56 +5,40 @@ the account's concurrency limit respected, and NetSuite's errors mapped clearly.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
-import httpx
 import pytest
+from tests.sandbox.netsuite_fixtures import admin, netsuite_config, serve
 
-from primebridge.config import NetSuiteConfig
 from primebridge.connectors.netsuite import build_netsuite_inventory
 from primebridge.connectors.netsuite.inventory import NetSuiteInventoryLedger, external_id
 from primebridge.domain.errors import ConfigError, Rejected
 from primebridge.domain.inventory import StockAdjustment
 from primebridge.ports import InventoryLedger
-from primebridge.sandbox.netsuite import create_app
 from primebridge.sandbox.server import ThreadedServer
 
-ADMIN = httpx.Client(timeout=10)
 AMAZON, OTHER = "7", "1"
 
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[ThreadedServer]:
-    with ThreadedServer(create_app(), name="netsuite-inventory") as srv:
-        yield srv
-
-
-def _admin(url: str, method: str, path: str, body: Any = None) -> Any:
-    response = ADMIN.request(method, f"{url}/_sandbox/{path}", json=body)
-    response.raise_for_status()
-    return response.json()
+server = serve("netsuite-inventory")
 
 
 @pytest.fixture()
 def url(server: ThreadedServer) -> str:
-    _admin(server.url, "POST", "reset")
-    _admin(server.url, "PUT", "governance", {"concurrency_limit": 5, "gate_closed": False})
+    admin(server.url, "POST", "reset")
+    admin(server.url, "PUT", "governance", {"concurrency_limit": 5, "gate_closed": False})
     return server.url
 
 
 def ledger(url: str, concurrency: int = 4, **inventory: Any) -> NetSuiteInventoryLedger:
-    cfg = NetSuiteConfig(account_id="TSTDRV1234567", base_url=url, consumer_key="sandbox-ck",
-                         consumer_secret="sandbox-cs", token_id="sandbox-tid", token_secret="sandbox-ts",
-                         concurrency=concurrency,
-                         inventory={"location_id": AMAZON, "account_id": "58", **inventory})
+    cfg = netsuite_config(url, concurrency=concurrency,
+                          inventory={"location_id": AMAZON, "account_id": "58", **inventory})
     return build_netsuite_inventory(cfg)
 
 
 def stock(url: str, location: str, **items: Any) -> None:
-    _admin(url, "POST", "inventory", {"location": location,
-                                      "items": [{"item": k, "quantity": v} for k, v in items.items()]})
+    admin(url, "POST", "inventory", {"location": location,
+                                     "items": [{"item": k, "quantity": v} for k, v in items.items()]})
 
 
 def adjust(item: str, amazon: str, oms: str, ref: str) -> StockAdjustment:
@@ -63,7 +47,7 @@ def adjust(item: str, amazon: str, oms: str, ref: str) -> StockAdjustment:
 
 
 def adjustments(url: str) -> list[dict[str, Any]]:
-    return list(_admin(url, "GET", "inventory-adjustments")["items"])
+    return list(admin(url, "GET", "inventory-adjustments")["items"])
 
 
 def test_quantities_by_item_name_and_missing_items(url: str) -> None:
@@ -79,7 +63,7 @@ def test_quantities_by_item_name_and_missing_items(url: str) -> None:
 
 def test_quantities_by_internal_id(url: str) -> None:
     stock(url, AMAZON, **{"SKU-1": 3})
-    item_id = _admin(url, "GET", "inventory?item=SKU-1&location=7")["id"]
+    item_id = admin(url, "GET", "inventory?item=SKU-1&location=7")["id"]
     got = ledger(url, item_key="id").quantities([str(item_id), "999999", "not-a-number"])
     assert got == {str(item_id): Decimal(3), "999999": None, "not-a-number": None}
 
@@ -127,7 +111,7 @@ def test_errors_are_mapped_clearly(url: str) -> None:
 
 def test_parallel_posts_stay_within_the_concurrency_limit(url: str) -> None:
     stock(url, AMAZON, **{f"P{n}": 10 for n in range(16)})
-    _admin(url, "PUT", "governance", {"concurrency_limit": 2})
+    admin(url, "PUT", "governance", {"concurrency_limit": 2})
     netsuite = ledger(url, concurrency=2)
     errors: list[BaseException] = []
 
@@ -143,7 +127,7 @@ def test_parallel_posts_stay_within_the_concurrency_limit(url: str) -> None:
     for thread in threads:
         thread.join(30)
     assert errors == []
-    stats = _admin(url, "GET", "stats")
+    stats = admin(url, "GET", "stats")
     assert stats["throttled"] == 0 and stats["max_in_flight"] <= 2
     assert len(adjustments(url)) == 16
 

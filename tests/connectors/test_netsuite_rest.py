@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
-import httpx
 import pytest
+from tests.sandbox.netsuite_fixtures import ACCOUNT_ID, CREDS, admin, netsuite_config, serve
 
-from primebridge.config import NetSuiteConfig, NetSuiteFieldsConfig
+from primebridge.config import NetSuiteFieldsConfig
 from primebridge.connectors.http import AuditEntry, build_client
 from primebridge.connectors.netsuite import build_netsuite_rest
 from primebridge.connectors.netsuite.governance import shared_semaphore
@@ -19,34 +18,19 @@ from primebridge.connectors.netsuite.rest import NetSuiteRest
 from primebridge.connectors.netsuite.suiteql import sql_literal, sql_timestamp, suiteql
 from primebridge.connectors.netsuite.tba import TbaAuth
 from primebridge.domain.errors import PermanentError, Rejected, TransientError
-from primebridge.sandbox.netsuite import create_app
 from primebridge.sandbox.server import ThreadedServer
 
-ADMIN = httpx.Client(timeout=10)  # one pooled client: a new one per call costs ~50 ms
-
-CREDS = {"consumer_key": "sandbox-ck", "consumer_secret": "sandbox-cs", "token_id": "sandbox-tid",
-         "token_secret": "sandbox-ts"}
 SO = "salesOrder"
 
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[ThreadedServer]:
-    with ThreadedServer(create_app(), name="netsuite") as srv:
-        yield srv
-
-
-def _admin(url: str, method: str, path: str, body: Any = None) -> Any:
-    response = ADMIN.request(method, f"{url}/_sandbox/{path}", json=body)
-    response.raise_for_status()
-    return response.json()
+server = serve()
 
 
 @pytest.fixture()
 def url(server: ThreadedServer) -> str:
-    _admin(server.url, "POST", "reset")
-    _admin(server.url, "PUT", "knobs", {"latency_ms": 0, "error_rate": 0, "throttle_rate": 0})
-    _admin(server.url, "PUT", "governance", {"concurrency_limit": 5, "gate_closed": False})
-    _admin(server.url, "POST", "sales-orders", {
+    admin(server.url, "POST", "reset")
+    admin(server.url, "PUT", "knobs", {"latency_ms": 0, "error_rate": 0, "throttle_rate": 0})
+    admin(server.url, "PUT", "governance", {"concurrency_limit": 5, "gate_closed": False})
+    admin(server.url, "POST", "sales-orders", {
         "customer": {"name": "Ada", "email": "ada@example.com"},
         "lines": [{"item": "SKU-1", "quantity": 2, "rate": 10, "location": "AMZ"},
                   {"item": "SKU-2", "quantity": 1, "rate": 5, "location": "AMZ"}]})
@@ -55,12 +39,12 @@ def url(server: ThreadedServer) -> str:
 
 def _rest(url: str, limit: int = 4, **auth: str) -> NetSuiteRest:
     http = build_client(system="netsuite", base_url=url, timeout=10)
-    http.auth = TbaAuth(account_id="TSTDRV1234567", **{**CREDS, **auth})
+    http.auth = TbaAuth(account_id=ACCOUNT_ID, **{**CREDS, **auth})
     return NetSuiteRest(http, concurrency=threading.BoundedSemaphore(limit))
 
 
 def _stats(url: str) -> dict[str, Any]:
-    return _admin(url, "GET", "stats")
+    return admin(url, "GET", "stats")
 
 
 def test_get_expands_sublists_and_returns_none_for_unknown_ids(url: str) -> None:
@@ -131,14 +115,14 @@ def test_wrong_credentials_are_permanent(url: str) -> None:
 
 
 def test_throttling_is_transient_and_honours_retry_after(url: str) -> None:
-    _admin(url, "PUT", "knobs", {"throttle_rate": 1.0, "retry_after_seconds": 7})
+    admin(url, "PUT", "knobs", {"throttle_rate": 1.0, "retry_after_seconds": 7})
     with pytest.raises(TransientError, match="CONCURRENCY_LIMIT_EXCEEDED") as caught:
         _rest(url).get(SO, "1001")
     assert caught.value.retry_after == 7
 
 
 def test_server_error_is_transient(url: str) -> None:
-    _admin(url, "PUT", "knobs", {"error_rate": 1.0})
+    admin(url, "PUT", "knobs", {"error_rate": 1.0})
     with pytest.raises(TransientError, match="UNEXPECTED_ERROR"):
         _rest(url).patch(SO, "1001", {"memo": "x"})
 
@@ -158,7 +142,7 @@ def _wait_for(url: str, key: str, value: int) -> None:
 
 
 def test_account_concurrency_limit_gives_a_transient_error(url: str) -> None:
-    _admin(url, "PUT", "governance", {"concurrency_limit": 1, "gate_closed": True})
+    admin(url, "PUT", "governance", {"concurrency_limit": 1, "gate_closed": True})
     holder = threading.Thread(target=lambda: _rest(url).get(SO, "1001"))
     holder.start()
     try:
@@ -166,13 +150,13 @@ def test_account_concurrency_limit_gives_a_transient_error(url: str) -> None:
         with pytest.raises(TransientError, match="CONCURRENCY_LIMIT_EXCEEDED"):
             _rest(url).get(SO, "1001")
     finally:
-        _admin(url, "PUT", "governance", {"gate_closed": False})
+        admin(url, "PUT", "governance", {"gate_closed": False})
         holder.join()
     assert _stats(url)["throttled"] == 1
 
 
 def test_shared_semaphore_caps_requests_in_flight(url: str) -> None:
-    _admin(url, "PUT", "governance", {"concurrency_limit": 50, "gate_closed": True})
+    admin(url, "PUT", "governance", {"concurrency_limit": 50, "gate_closed": True})
     rest = _rest(url, limit=4)
     started = threading.Semaphore(0)
     results: list[bool] = []
@@ -191,7 +175,7 @@ def test_shared_semaphore_caps_requests_in_flight(url: str) -> None:
         time.sleep(0.2)  # give a missing cap the chance to show: the gate holds everything admitted
         assert _stats(url)["in_flight"] == 4
     finally:
-        _admin(url, "PUT", "governance", {"gate_closed": False})
+        admin(url, "PUT", "governance", {"gate_closed": False})
         for thread in threads:
             thread.join()
     assert results == [True] * 16
@@ -229,7 +213,7 @@ def test_sql_timestamp_is_seconds_in_the_given_zone() -> None:
 
 def test_suiteql_pages_through_more_than_two_pages(url: str) -> None:
     for n in range(24):
-        _admin(url, "POST", "sales-orders", {"customer": f"C{n}", "lines": [{"item": "SKU-1", "quantity": 1}]})
+        admin(url, "POST", "sales-orders", {"customer": f"C{n}", "lines": [{"item": "SKU-1", "quantity": 1}]})
     rest = _rest(url)
     rows = list(rest.suiteql("SELECT id, tranid FROM transaction WHERE type = 'SalesOrd' ORDER BY id",
                              page_size=10))
@@ -259,9 +243,7 @@ def test_factory_audits_with_operation_names_and_redacts_auth(url: str) -> None:
         def record(self, entry: AuditEntry) -> None:
             entries.append(entry)
 
-    cfg = NetSuiteConfig(account_id="TSTDRV1234567", base_url=url, consumer_key="sandbox-ck",
-                         consumer_secret="sandbox-cs", token_id="sandbox-tid", token_secret="sandbox-ts",
-                         fields=NetSuiteFieldsConfig(shopper_token_field="custbody_pb_spid"))
+    cfg = netsuite_config(url, fields=NetSuiteFieldsConfig(shopper_token_field="custbody_pb_spid"))
     rest = build_netsuite_rest(cfg, audit=Sink())
     rest.patch(SO, "1001", {"custbody_pb_spid": "shopper-secret-value"})
     rest.get(SO, "1001")

@@ -2,69 +2,43 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
-import httpx
 import pytest
+from tests.sandbox import netsuite_fixtures
+from tests.sandbox.netsuite_fixtures import T0, admin, netsuite_config, serve
 
-from primebridge.config import NetSuiteConfig, NetSuiteFieldsConfig
+from primebridge.config import NetSuiteFieldsConfig
 from primebridge.connectors.netsuite import build_netsuite_orders
 from primebridge.connectors.netsuite.mapping import ship_to, to_sales_order
 from primebridge.connectors.netsuite.sales_orders import NetSuiteSalesOrders, changed_orders_query
 from primebridge.domain.errors import ConfigError, Rejected
 from primebridge.domain.model import Address, Money
 from primebridge.ports import SalesOrderSystem
-from primebridge.sandbox.netsuite import create_app
-from primebridge.sandbox.server import ThreadedServer
 
-ADMIN = httpx.Client(timeout=10)  # one pooled client: a new one per call costs ~50 ms
-
-T0 = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)
 ADDRESS = {"addressee": "Ada Lovelace", "addr1": "1 Main St", "addr2": "Apt 2", "city": "Seattle",
            "state": "WA", "zip": "98101", "country": "us", "phone": "+1 206 555 0100"}
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[ThreadedServer]:
-    with ThreadedServer(create_app(), name="netsuite") as srv:
-        yield srv
-
-
-def _admin(url: str, method: str, path: str, body: Any = None) -> Any:
-    response = ADMIN.request(method, f"{url}/_sandbox/{path}", json=body)
-    response.raise_for_status()
-    return response.json()
-
-
-@pytest.fixture()
-def url(server: ThreadedServer) -> str:
-    _admin(server.url, "POST", "reset")
-    _admin(server.url, "PUT", "clock", {"now": T0.isoformat()})
-    return server.url
-
-
-def _cfg(url: str, **overrides: Any) -> NetSuiteConfig:
-    values = {"account_id": "TSTDRV1234567", "base_url": url, "consumer_key": "sandbox-ck",
-              "consumer_secret": "sandbox-cs", "token_id": "sandbox-tid", "token_secret": "sandbox-ts"}
-    return NetSuiteConfig(**{**values, **overrides})
+server = serve()
+url = netsuite_fixtures.url_at_t0
 
 
 def _orders(url: str, **overrides: Any) -> NetSuiteSalesOrders:
-    return build_netsuite_orders(_cfg(url, **overrides))
+    return build_netsuite_orders(netsuite_config(url, **overrides))
 
 
 def _seed(url: str, **fields: Any) -> str:
     body: dict[str, Any] = {"customer": {"name": "Ada Lovelace", "email": "ada@example.com"}, "status": "B",
                             "lines": [{"item": "SKU-1", "quantity": 1, "rate": "10", "location": "AMZ-US"}]}
     body.update(fields)
-    return _admin(url, "POST", "sales-orders", body)["id"]
+    return admin(url, "POST", "sales-orders", body)["id"]
 
 
 def _ops(url: str) -> dict[str, int]:
-    return _admin(url, "GET", "stats")["operations"]
+    return admin(url, "GET", "stats")["operations"]
 
 
 def test_adapter_satisfies_the_port(url: str) -> None:
@@ -136,7 +110,7 @@ def test_currency_iso_code_is_looked_up_once(url: str) -> None:
 
 def test_changed_order_ids_from_a_watermark_oldest_first(url: str) -> None:
     first = _seed(url)
-    _admin(url, "PUT", "clock", {"advance_seconds": 60})
+    admin(url, "PUT", "clock", {"advance_seconds": 60})
     third, second = _seed(url, id=3000), _seed(url, id=2000)
     orders = _orders(url)
     assert list(orders.changed_order_ids(T0 - timedelta(days=1))) == [
@@ -149,7 +123,7 @@ def test_changed_order_ids_from_a_watermark_oldest_first(url: str) -> None:
 
 def test_changes_by_the_integration_user_are_not_reported(url: str) -> None:
     a, b = _seed(url), _seed(url)
-    _admin(url, "PUT", "clock", {"advance_seconds": 60})
+    admin(url, "PUT", "clock", {"advance_seconds": 60})
     echo_free = _orders(url, integration_user_id="7")
     order = echo_free.read_order(a)
     assert order is not None
@@ -157,8 +131,8 @@ def test_changes_by_the_integration_user_are_not_reported(url: str) -> None:
     since = T0 + timedelta(seconds=30)
     assert list(echo_free.changed_order_ids(since)) == []
     assert [i for i, _ in _orders(url).changed_order_ids(since)] == [a]  # without the exclusion
-    _admin(url, "PUT", "clock", {"advance_seconds": 60})
-    _admin(url, "PATCH", f"sales-orders/{b}", {"status": "B", "user_id": "3"})  # a user edits it
+    admin(url, "PUT", "clock", {"advance_seconds": 60})
+    admin(url, "PATCH", f"sales-orders/{b}", {"status": "B", "user_id": "3"})  # a user edits it
     assert list(echo_free.changed_order_ids(since)) == [(b, T0 + timedelta(seconds=120))]
 
 
@@ -199,7 +173,7 @@ def test_write_amazon_ids_sends_only_what_is_missing(url: str) -> None:
     orders.write_amazon_ids(order, "AMZ-7", {"1": "AL-1", "2": "AL-2"})
     after = orders.read_order(order_id)
     assert after is not None and [line.amazon_line_id for line in after.lines] == ["AL-1", "AL-2"]
-    assert _admin(url, "GET", f"sales-orders/{order_id}")["_sandbox"]["lastModifiedBy"] == "7"
+    assert admin(url, "GET", f"sales-orders/{order_id}")["_sandbox"]["lastModifiedBy"] == "7"
 
 
 def test_write_amazon_ids_refuses_unknown_lines(url: str) -> None:
@@ -213,11 +187,11 @@ def test_write_amazon_ids_refuses_unknown_lines(url: str) -> None:
 
 def test_factory_resolves_secret_references(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PB_TEST_NS_TS", "sandbox-ts")
-    cfg = _cfg(url, token_secret="env:PB_TEST_NS_TS")
+    cfg = netsuite_config(url, token_secret="env:PB_TEST_NS_TS")
     assert "sandbox-ts" not in repr(cfg)
     assert build_netsuite_orders(cfg).read_order(_seed(url)) is not None
     with pytest.raises(ConfigError, match="consumer_secret"):
-        build_netsuite_orders(_cfg(url).model_copy(update={"consumer_secret": None}))
+        build_netsuite_orders(netsuite_config(url).model_copy(update={"consumer_secret": None}))
 
 
 # -- mapping without a server --------------------------------------------------------------------------

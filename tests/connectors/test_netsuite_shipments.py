@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import httpx
 import pytest
+from tests.sandbox import netsuite_fixtures
+from tests.sandbox.netsuite_fixtures import T0, admin, netsuite_config, serve
 
 from primebridge.config import NetSuiteConfig, NetSuiteShipmentsConfig
 from primebridge.connectors.netsuite import build_netsuite_shipments
@@ -32,34 +34,15 @@ from primebridge.ports import ShipmentDocuments
 from primebridge.sandbox.netsuite import create_app
 from primebridge.sandbox.server import ThreadedServer
 
-ADMIN = httpx.Client(timeout=10)
-T0 = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)
 PKG_FIELD = "custbody_pb_amazon_package_id"
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[ThreadedServer]:
-    with ThreadedServer(create_app(), name="netsuite") as srv:
-        yield srv
-
-
-def _admin(url: str, method: str, path: str, body: Any = None, **params: str) -> Any:
-    response = ADMIN.request(method, f"{url}/_sandbox/{path}", json=body, params=params)
-    response.raise_for_status()
-    return response.json()
-
-
-@pytest.fixture()
-def url(server: ThreadedServer) -> str:
-    _admin(server.url, "POST", "reset")
-    _admin(server.url, "PUT", "clock", {"now": T0.isoformat()})
-    return server.url
+server = serve()
+url = netsuite_fixtures.url_at_t0
 
 
 def _cfg(url: str, **shipments: Any) -> NetSuiteConfig:
-    return NetSuiteConfig(account_id="TSTDRV1234567", base_url=url, consumer_key="sandbox-ck",
-                          consumer_secret="sandbox-cs", token_id="sandbox-tid", token_secret="sandbox-ts",
-                          shipments=NetSuiteShipmentsConfig(**shipments))
+    return netsuite_config(url, shipments=NetSuiteShipmentsConfig(**shipments))
 
 
 def _docs(url: str, transport: httpx.BaseTransport | None = None, **shipments: Any) -> NetSuiteShipments:
@@ -69,19 +52,19 @@ def _docs(url: str, transport: httpx.BaseTransport | None = None, **shipments: A
 def _seed(url: str, lines: list[dict[str, Any]] | None = None, status: str = "B") -> str:
     lines = lines or [{"item": "SKU-1", "quantity": 3, "rate": "10", "location": "AMZ"},
                       {"item": "SKU-2", "quantity": 1, "rate": "5", "location": "AMZ"}]
-    return _admin(url, "POST", "sales-orders", {"customer": "Ada", "status": status, "lines": lines})["id"]
+    return admin(url, "POST", "sales-orders", {"customer": "Ada", "status": status, "lines": lines})["id"]
 
 
 def _order(url: str, order_id: str) -> dict[str, Any]:
-    return _admin(url, "GET", f"sales-orders/{order_id}")
+    return admin(url, "GET", f"sales-orders/{order_id}")
 
 
 def _fulfillments(url: str, order_id: str) -> list[dict[str, Any]]:
-    return _admin(url, "GET", "item-fulfillments", sales_order=order_id)["items"]
+    return admin(url, "GET", "item-fulfillments", sales_order=order_id)["items"]
 
 
 def _ops(url: str) -> dict[str, int]:
-    return _admin(url, "GET", "stats")["operations"]
+    return admin(url, "GET", "stats")["operations"]
 
 
 def _shipment(order_id: str, package_id: str = "PKG-1", lines: tuple[tuple[str, int], ...] = (("1", 2),),
@@ -210,7 +193,7 @@ def strict_url() -> Iterator[str]:
 
 
 def test_netsuite_error_details_become_clear_rejections(strict_url: str) -> None:
-    _admin(strict_url, "POST", "reset")
+    admin(strict_url, "POST", "reset")
     order_id = _seed(strict_url)
     docs = _docs(strict_url)
     with pytest.raises(Rejected, match=r"transform salesOrder \d+ to itemFulfillment: Invalid property name "

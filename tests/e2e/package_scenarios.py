@@ -1,5 +1,5 @@
-"""Amazon package events end to end, written once for both OMSs (test_package_events_sap.py and
-test_package_events_netsuite.py run them).
+"""Amazon package events end to end, written once for both OMSs (test_package_events.py runs them
+for each).
 
 The path is the real one: an OMS order is fulfilled with Amazon; the Amazon sandbox's package
 mutation moves its packages; the sandbox delivers the events to primebridge's ``/events/amazon``

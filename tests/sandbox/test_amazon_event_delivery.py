@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from tests.sandbox.amazon_fixtures import CATALOG, TARGET_ID
-from tests.sandbox.test_amazon_packages import BP, Bwp, packages, state
+from tests.sandbox.amazon_package_fixtures import BP, Bwp, packages, state
 
 from primebridge.sandbox.amazon import create_app
 from primebridge.sandbox.amazon.delivery import DeliveryKnobs

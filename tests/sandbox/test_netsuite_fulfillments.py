@@ -3,54 +3,35 @@ PATCH of itemFulfillment, closing and lowering sales-order lines, SuiteQL on ful
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
+from tests.sandbox import netsuite_fixtures
+from tests.sandbox.netsuite_fixtures import ADMIN, admin, error_detail, serve
 
-from primebridge.connectors.netsuite.tba import TbaAuth
-from primebridge.sandbox.netsuite import create_app
 from primebridge.sandbox.server import ThreadedServer
 
-ADMIN = httpx.Client(timeout=10)
-CREDS = {"consumer_key": "sandbox-ck", "consumer_secret": "sandbox-cs", "token_id": "sandbox-tid",
-         "token_secret": "sandbox-ts"}
 SO = "/services/rest/record/v1/salesOrder"
 IF = "/services/rest/record/v1/itemFulfillment"
 SUITEQL = "/services/rest/query/v1/suiteql"
 PKG = "custbody_pb_amazon_package_id"
 STRICT = {"X-NetSuite-PropertyNameValidation": "error"}
 
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[ThreadedServer]:
-    with ThreadedServer(create_app(custom_fields=[PKG, "custbody_pb_carrier", "custcol_pb_amazon_line_id"]),
-                        name="netsuite") as srv:
-        yield srv
+server = serve(custom_fields=[PKG, "custbody_pb_carrier", "custcol_pb_amazon_line_id"])
+ns = netsuite_fixtures.ns
 
 
 @pytest.fixture()
 def url(server: ThreadedServer) -> str:
-    ADMIN.post(f"{server.url}/_sandbox/reset").raise_for_status()
-    ADMIN.put(f"{server.url}/_sandbox/clock", json={"now": "2025-03-01T12:00:00Z"}).raise_for_status()
-    ADMIN.post(f"{server.url}/_sandbox/sales-orders", json={
+    admin(server.url, "POST", "reset")
+    admin(server.url, "PUT", "clock", {"now": "2025-03-01T12:00:00Z"})
+    admin(server.url, "POST", "sales-orders", {
         "customer": "Ada", "status": "B",
         "lines": [{"item": "SKU-1", "quantity": 3, "rate": "10", "location": "AMZ"},
                   {"item": "SKU-2", "quantity": 1, "rate": "5", "location": "AMZ"},
-                  {"item": "SKU-3", "quantity": 1, "rate": "5", "closed": True}]}).raise_for_status()
+                  {"item": "SKU-3", "quantity": 1, "rate": "5", "closed": True}]})
     return server.url
-
-
-@pytest.fixture()
-def ns(url: str) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=url, auth=TbaAuth(account_id="TSTDRV1234567", **CREDS)) as client:
-        yield client
-
-
-def _detail(response: httpx.Response) -> dict[str, Any]:
-    assert response.headers["content-type"].startswith("application/vnd.oracle.resource+json; type=error")
-    return response.json()["o:errorDetails"][0]
 
 
 def _transform(ns: httpx.Client, body: dict[str, Any], **headers: str) -> httpx.Response:
@@ -102,7 +83,7 @@ def test_transform_fulfils_unmentioned_open_lines_in_full(ns: httpx.Client) -> N
 def test_transform_validates_lines_and_changes_nothing(ns: httpx.Client, item: Any, path: str, words: str) -> None:
     response = _transform(ns, {"item": item})
     assert response.status_code == 400
-    detail = _detail(response)
+    detail = error_detail(response)
     assert (detail["o:errorCode"], detail["o:errorPath"]) == ("INVALID_CONTENT", path)
     assert words in detail["detail"]
     assert _fulfilled(ns) == [0.0, 0.0, 0.0]
@@ -111,22 +92,23 @@ def test_transform_validates_lines_and_changes_nothing(ns: httpx.Client, item: A
 def test_transform_checks_remaining_after_earlier_fulfillments(ns: httpx.Client) -> None:
     assert _transform(ns, {"item": _lines((1, True, 2), (2, False, None))}).status_code == 204
     again = _transform(ns, {"item": _lines((1, True, 2), (2, False, None))})
-    assert again.status_code == 400 and "at most 1 of line 1; 2 was entered" in _detail(again)["detail"]
+    assert again.status_code == 400 and "at most 1 of line 1; 2 was entered" in error_detail(again)["detail"]
     assert _transform(ns, {"item": _lines((1, True, 1), (2, True, None))}).status_code == 204
     done = _transform(ns, {})
-    assert done.status_code == 400 and "cannot be fulfilled" in _detail(done)["detail"]  # status F now
+    assert done.status_code == 400 and "cannot be fulfilled" in error_detail(done)["detail"]  # status F now
 
 
 def test_transform_property_validation_and_duplicate_external_id(ns: httpx.Client) -> None:
     strict = _transform(ns, {"custbody_typo": "x", "item": _lines((1, True, 1))}, **STRICT)
-    assert strict.status_code == 400 and _detail(strict)["o:errorPath"] == "custbody_typo"
+    assert strict.status_code == 400 and error_detail(strict)["o:errorPath"] == "custbody_typo"
     lenient = _transform(ns, {"custbody_typo": "x", "externalId": "E-1", "item": _lines((1, True, 1))})
     assert lenient.status_code == 204 and "custbody_typo" in lenient.headers["x-netsuite-warning"]
     duplicate = _transform(ns, {"externalId": "E-1", "item": _lines((1, True, 1))})
     assert duplicate.status_code == 400
-    assert (_detail(duplicate)["o:errorCode"], _detail(duplicate)["o:errorPath"]) == ("DUP_RCRD", "externalId")
+    detail = error_detail(duplicate)
+    assert (detail["o:errorCode"], detail["o:errorPath"]) == ("DUP_RCRD", "externalId")
     read_only = _transform(ns, {"tranId": "X"})
-    assert read_only.status_code == 400 and "read-only" in _detail(read_only)["detail"]
+    assert read_only.status_code == 400 and "read-only" in error_detail(read_only)["detail"]
     assert _fulfilled(ns) == [1.0, 1.0, 0.0]
 
 
@@ -158,13 +140,13 @@ def test_patch_fulfillment_refusals_change_nothing(ns: httpx.Client, body: dict[
     _transform(ns, {"item": _lines((1, True, 1)), PKG: "P-1"}).raise_for_status()
     before = ns.get(f"{IF}/1002", params={"expandSubResources": "true"}).json()
     response = ns.patch(f"{IF}/1002", json=body, params=params, headers=STRICT)
-    assert response.status_code == status and _detail(response)["o:errorCode"] == code
+    assert response.status_code == status and error_detail(response)["o:errorCode"] == code
     assert ns.get(f"{IF}/1002", params={"expandSubResources": "true"}).json() == before
 
 
 def test_unknown_fulfillment_is_404(ns: httpx.Client) -> None:
     for response in (ns.get(f"{IF}/4242"), ns.patch(f"{IF}/4242", json={"memo": "x"}), ns.get(f"{IF}/eid:nope")):
-        assert response.status_code == 404 and _detail(response)["o:errorCode"] == "NONEXISTENT_ID"
+        assert response.status_code == 404 and error_detail(response)["o:errorCode"] == "NONEXISTENT_ID"
 
 
 # -- sales-order lines: close and lower ----------------------------------------------------------------
@@ -180,7 +162,7 @@ def test_close_and_lower_lines_with_fulfilled_quantities_respected(ns: httpx.Cli
     lowered_too_far = ns.patch(f"{SO}/1001", json={"item": {"items": [{"line": 2, "isClosed": True},
                                                                       {"line": 1, "quantity": 0.5}]}})
     assert lowered_too_far.status_code == 400
-    detail = _detail(lowered_too_far)
+    detail = error_detail(lowered_too_far)
     assert (detail["o:errorCode"], detail["o:errorPath"]) == ("USER_ERROR", "item.items[1].quantity")
     assert "cannot lower the quantity of line 1 to 0.5: 1 have been fulfilled" in detail["detail"]
     assert _so_lines(ns) == [(3.0, False), (1.0, False), (1.0, True)]  # the whole PATCH was refused
@@ -190,7 +172,7 @@ def test_close_and_lower_lines_with_fulfilled_quantities_respected(ns: httpx.Cli
     order = ns.get(f"{SO}/1001").json()
     assert (order["status"]["id"], order["total"]) == ("F", 10.0)
     removed = ns.patch(f"{SO}/1001", params={"replace": "item"}, json={"item": {"items": [{"line": 2}]}})
-    assert removed.status_code == 400 and "Line 1 has been fulfilled" in _detail(removed)["detail"]
+    assert removed.status_code == 400 and "Line 1 has been fulfilled" in error_detail(removed)["detail"]
 
 
 def test_closing_a_partly_fulfilled_line_is_allowed(ns: httpx.Client) -> None:
@@ -198,7 +180,7 @@ def test_closing_a_partly_fulfilled_line_is_allowed(ns: httpx.Client) -> None:
     ns.patch(f"{SO}/1001", json={"item": {"items": [{"line": 1, "isClosed": True}]}}).raise_for_status()
     assert _so_lines(ns)[0] == (3.0, True)
     refused = _transform(ns, {"item": _lines((1, True, 1))})
-    assert refused.status_code == 400 and "is closed" in _detail(refused)["detail"]
+    assert refused.status_code == 400 and "is closed" in error_detail(refused)["detail"]
 
 
 # -- SuiteQL and admin ---------------------------------------------------------------------------------

@@ -19,11 +19,10 @@ from typing import Any
 import httpx
 
 from primebridge.config import AmazonConfig
-from primebridge.connectors.amazon.client import BwpGraphQLClient, request_operation
+from primebridge.connectors.amazon import build_bwp_client
+from primebridge.connectors.amazon.client import BwpGraphQLClient
 from primebridge.connectors.amazon.errors import BadResponse, BwpError
-from primebridge.connectors.http import AuditSink, build_client
-from primebridge.connectors.oauth import ClientCredentialsTokens
-from primebridge.domain.errors import ConfigError
+from primebridge.connectors.http import AuditSink
 
 DOCUMENTS = ("createAuthProfile.graphql", "updateAuthProfile.graphql", "createEventSubscription.graphql",
              "deleteEventSubscription.graphql", "eventSubscriptions.graphql")
@@ -134,16 +133,4 @@ class BwpSubscriptions:
 def build_subscriptions(cfg: AmazonConfig, *, audit: AuditSink | None = None,
                         transport: httpx.BaseTransport | None = None) -> BwpSubscriptions:
     """The same audited client set-up as ``build_amazon_orders``, for the operator's subscribe command."""
-    missing = [key for key in ("client_id", "target_id") if not getattr(cfg, key)]
-    if missing:
-        raise ConfigError(", ".join(f"amazon.{key}" for key in missing) + " must be set")
-    http = build_client(system="amazon", base_url="", timeout=cfg.timeout_seconds, audit=audit,
-                        transport=transport, operation=request_operation)
-    tokens = ClientCredentialsTokens(http, cfg.token_url, cfg.client_id, cfg.client_secret.reveal(),
-                                     renew_before=cfg.token_renew_before_seconds,
-                                     client_auth=cfg.token_client_auth)
-    client = BwpGraphQLClient(
-        http, tokens, target_id=cfg.target_id, target_id_header=cfg.target_id_header,
-        api_version=cfg.api_version, url=cfg.graphql_url,
-        api_access_key=cfg.api_access_key.reveal() if cfg.api_access_key is not None else None)
-    return BwpSubscriptions(client)
+    return BwpSubscriptions(build_bwp_client(cfg, audit=audit, transport=transport))

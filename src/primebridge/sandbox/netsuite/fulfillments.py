@@ -64,6 +64,16 @@ def _body(value: Any) -> dict[str, Any]:
     return value
 
 
+def _read_only(name: str | None, key: str) -> bool:
+    """``True`` for ``links`` (clients send records back as read; ignored); any other read-only field is
+    refused, as NetSuite does."""
+    if name not in IF_READ_ONLY:
+        return False
+    if name == "links":
+        return True
+    raise NsError(400, "INVALID_CONTENT", f"The field {name} is read-only.", path=key)
+
+
 def _ship_status(raw: Any, path: str) -> str:
     letter = raw.get("id") if isinstance(raw, dict) else raw
     if isinstance(raw, dict) and letter is None and raw.get("refName"):
@@ -184,10 +194,8 @@ def transform_to_fulfillment(state: SandboxState, so: SalesOrder, body: Any, *, 
     custom: dict[str, Any] = {}
     for key, raw in body.items():
         name = canonical(key, IF_SETTABLE + IF_READ_ONLY)
-        if name in IF_READ_ONLY:
-            if name == "links":
-                continue
-            raise NsError(400, "INVALID_CONTENT", f"The field {name} is read-only.", path=key)
+        if _read_only(name, key):
+            continue
         if name == "shipStatus":
             ship_status = _ship_status(raw, key)
         elif name == "externalId":
@@ -237,10 +245,8 @@ def patch_fulfillment(state: SandboxState, ful: Fulfillment, body: Any, *, repla
     draft = copy.deepcopy(ful)
     for key, raw in body.items():
         name = canonical(key, IF_SETTABLE + IF_READ_ONLY)
-        if name in IF_READ_ONLY:
-            if name == "links":
-                continue
-            raise NsError(400, "INVALID_CONTENT", f"The field {name} is read-only.", path=key)
+        if _read_only(name, key):
+            continue
         if name == "shipStatus":
             draft.ship_status = _ship_status(raw, key)
         elif name == "externalId":

@@ -34,6 +34,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from primebridge.sandbox.knobs import ADMIN_PREFIX
+from primebridge.sandbox.sap.admin import _plain
 from primebridge.sandbox.sap.delivery_schema import (
     DELIVERY_HEADER,
     DELIVERY_HEADER_TEXT,
@@ -54,7 +55,7 @@ from primebridge.sandbox.sap.query import (
     string_value,
 )
 from primebridge.sandbox.sap.schema import EntityType, Nav
-from primebridge.sandbox.sap.serialize import key_predicate, render_value, sort_key
+from primebridge.sandbox.sap.serialize import entity_uri, render_row, render_value, sort_key
 from primebridge.sandbox.sap.service import (
     _check_options,
     _int_option,
@@ -64,7 +65,7 @@ from primebridge.sandbox.sap.service import (
     metadata,
     service_base,
 )
-from primebridge.sandbox.sap.state import DELIVERED, SapStore, bad, coerce, default_value
+from primebridge.sandbox.sap.state import DELIVERED, SapStore, _nested, bad, coerce, default_value
 
 DELIVERY_SERVICE_PATH = "/sap/opu/odata/sap/API_OUTBOUND_DELIVERY_SRV;v=0002"
 DEFAULT_DELIVERY_EDMX = Path(os.environ.get(
@@ -83,16 +84,6 @@ def _midnight(value: datetime) -> datetime:
 
 def _edm_time(value: datetime) -> str:
     return value.strftime("PT%HH%MM%SS")
-
-
-def _nested(value: Any, name: str) -> list[dict[str, Any]]:
-    if value is None:
-        return []
-    if isinstance(value, dict):
-        value = value.get("results", [])
-    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
-        raise bad(f"Deep insert {name} must be a list of objects or {{\"results\": [...]}}", name)
-    return value
 
 
 class DeliveryStore:
@@ -427,33 +418,17 @@ class DeliveryStore:
 
 # -- rendering -------------------------------------------------------------------------------------
 
-def _uri(base: str, etype: EntityType, row: Row) -> str:
-    return f"{base}/{etype.set_name}{key_predicate(etype, row)}"
-
-
 def render(store: DeliveryStore, etype: EntityType, row: Row, base: str, *, expand: Tree | None = None,
            select: Tree | None = None) -> dict[str, Any]:
     expand, select = expand or {}, select or {}
-    uri = _uri(base, etype, row)
-    meta: dict[str, Any] = {"id": uri, "uri": uri, "type": etype.qualified_type}
-    etag = store.etag(etype, row)
-    if etag:
-        meta["etag"] = etag
-    out: dict[str, Any] = {"__metadata": meta}
-    every = not select or "*" in select
-    for name, prop in etype.props.items():
-        if every or name in select:
-            out[name] = render_value(prop, row.get(name))
-    for name, nav in etype.navs.items():
-        if select and name not in select:
-            continue
-        if name not in expand:
-            out[name] = {"__deferred": {"uri": f"{uri}/{name}"}}
-            continue
+
+    def expanded(name: str, nav: Nav) -> Any:
         target = DELIVERY_TYPES[nav.target]
-        out[name] = {"results": [render(store, target, child, base, expand=expand[name], select=select.get(name))
-                                 for child in store.children(nav, row)]}
-    return out
+        return {"results": [render(store, target, child, base, expand=expand[name], select=select.get(name))
+                            for child in store.children(nav, row)]}
+
+    return render_row(etype, row, entity_uri(base, etype, row), store.etag(etype, row), expand=expand,
+                      select=select, expanded=expanded)
 
 
 def _validate_tree(tree: Tree, etype: EntityType, *, select: bool) -> None:
@@ -552,7 +527,7 @@ def dispatch(request: Request, store: DeliveryStore, service_path: str, metadata
         else:
             raise ODataError(405, f"Entity set {etype.set_name} is not creatable; items are created with the "
                                   f"delivery (deep insert of {DELIVERY_HEADER.set_name})")
-        headers = {"Location": _uri(base, etype, created)}
+        headers = {"Location": entity_uri(base, etype, created)}
         etag = store.etag(etype, created)
         if etag:
             headers["ETag"] = etag
@@ -621,14 +596,6 @@ def _function(request: Request, store: DeliveryStore, method: str, name: str) ->
 
 
 # -- admin API ------------------------------------------------------------------------------------------
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return str(value)
-    return value
-
 
 def delivery_view(store: DeliveryStore, doc: str) -> dict[str, Any] | None:
     header = store.headers.get(doc)

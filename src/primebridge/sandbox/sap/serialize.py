@@ -8,13 +8,14 @@ connector's formatting helpers so a formatting bug cannot hide on both sides.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
 
 from primebridge.sandbox.sap.query import Row, Tree
-from primebridge.sandbox.sap.schema import ENTITY_TYPES, EntityType, Prop
+from primebridge.sandbox.sap.schema import ENTITY_TYPES, EntityType, Nav, Prop
 from primebridge.sandbox.sap.state import SapStore
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -58,13 +59,12 @@ def entity_uri(base: str, etype: EntityType, row: Row) -> str:
     return f"{base}/{etype.set_name}{key_predicate(etype, row)}"
 
 
-def render_entity(store: SapStore, etype: EntityType, row: Row, base: str, *, expand: Tree | None = None,
-                  select: Tree | None = None) -> dict[str, Any]:
-    expand = expand or {}
-    select = select or {}
-    uri = entity_uri(base, etype, row)
+def render_row(etype: EntityType, row: Row, uri: str, etag: str | None, *, expand: Tree, select: Tree,
+               expanded: Callable[[str, Nav], Any]) -> dict[str, Any]:
+    """One entity of any service: ``__metadata``, the ``$select``-ed properties, and navigation either
+    deferred or, when in ``$expand``, whatever ``expanded(name, nav)`` renders (each service knows its
+    own children)."""
     meta: dict[str, Any] = {"id": uri, "uri": uri, "type": etype.qualified_type}
-    etag = store.etag(etype, row)
     if etag:
         meta["etag"] = etag
     out: dict[str, Any] = {"__metadata": meta}
@@ -75,12 +75,21 @@ def render_entity(store: SapStore, etype: EntityType, row: Row, base: str, *, ex
     for name, nav in etype.navs.items():
         if select and name not in select:
             continue  # with $select, navigation appears only when selected (OData V2)
-        if name not in expand:
-            out[name] = {"__deferred": {"uri": f"{uri}/{name}"}}
-            continue
+        out[name] = expanded(name, nav) if name in expand else {"__deferred": {"uri": f"{uri}/{name}"}}
+    return out
+
+
+def render_entity(store: SapStore, etype: EntityType, row: Row, base: str, *, expand: Tree | None = None,
+                  select: Tree | None = None) -> dict[str, Any]:
+    expand = expand or {}
+    select = select or {}
+
+    def expanded(name: str, nav: Nav) -> Any:
         target = ENTITY_TYPES[nav.target]
-        children = sorted(store.follow(nav, row), key=lambda r, t=target: sort_key(store.key_of(t, r)))
+        children = sorted(store.follow(nav, row), key=lambda r: sort_key(store.key_of(target, r)))
         rendered = [render_entity(store, target, child, base, expand=expand[name], select=select.get(name))
                     for child in children]
-        out[name] = {"results": rendered} if nav.many else (rendered[0] if rendered else None)
-    return out
+        return {"results": rendered} if nav.many else (rendered[0] if rendered else None)
+
+    return render_row(etype, row, entity_uri(base, etype, row), store.etag(etype, row), expand=expand,
+                      select=select, expanded=expanded)

@@ -1,4 +1,4 @@
-"""Amazon package events into SAP S/4HANA end to end (scenarios in package_scenarios.py)."""
+"""Amazon package events end to end, into SAP S/4HANA and into NetSuite (scenarios in package_scenarios.py)."""
 
 from __future__ import annotations
 
@@ -21,17 +21,20 @@ sandboxes = harness.sandboxes
 store_url = harness.store_url
 bridge = harness.bridge
 
-OMS = "sap"
+
+@pytest.fixture(params=["sap", "netsuite"])
+def oms(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
 
 
 @pytest.fixture
-def world(bridge: Bridge, sandboxes: Sandboxes) -> Iterator[PackageWorld]:
-    yield from package_world(OMS, bridge, sandboxes)
+def world(oms: str, bridge: Bridge, sandboxes: Sandboxes) -> Iterator[PackageWorld]:
+    yield from package_world(oms, bridge, sandboxes)
 
 
 @pytest.fixture
-def unsubscribed(bridge: Bridge, sandboxes: Sandboxes) -> Iterator[PackageWorld]:
-    yield from package_world(OMS, bridge, sandboxes, subscribe=False)
+def unsubscribed(oms: str, bridge: Bridge, sandboxes: Sandboxes) -> Iterator[PackageWorld]:
+    yield from package_world(oms, bridge, sandboxes, subscribe=False)
 
 
 def test_every_event_type_with_duplicates_and_reordering(world: PackageWorld) -> None:
