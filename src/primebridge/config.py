@@ -494,8 +494,8 @@ class InventoryConfig(_Section):
 
 
 def load_inventory_map(path: Path) -> dict[str, dict[str, str]]:
-    """CSV with the columns ``seller_sku,oms_item`` and optionally ``oms`` (``sap``, ``netsuite``; empty
-    means every OMS). A byte-order mark is fine; a relative path is read from the working directory."""
+    """CSV with the columns ``seller_sku,oms_item`` and optionally ``oms`` (``sap``, ``netsuite``, any case;
+    empty means every OMS). A byte-order mark is fine; a relative path is read from the working directory."""
     table: dict[str, dict[str, str]] = {}
     try:
         with path.open(newline="", encoding="utf-8-sig") as fh:
@@ -507,7 +507,7 @@ def load_inventory_map(path: Path) -> dict[str, dict[str, str]]:
                 sku = (row.get("seller_sku") or "").strip()
                 if not sku:
                     raise ConfigError(f"inventory.mapping_file {path} line {line}: seller_sku is empty")
-                oms = (row.get("oms") or "").strip() or "*"
+                oms = (row.get("oms") or "").strip().lower() or "*"
                 table.setdefault(oms, {})[sku] = (row.get("oms_item") or "").strip()
     except OSError as exc:
         raise ConfigError(f"inventory.mapping_file {path}: {exc.strerror}") from exc

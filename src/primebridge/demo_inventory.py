@@ -31,6 +31,8 @@ MIX: dict[str, tuple[int, int | None, str]] = {
     "DEMO-NOTSTOCKED": (3, None, "unknown"), "DEMO-NOMAP": (4, None, "unmapped"),
 }
 EVENT_SKU, EVENT_BEFORE, EVENT_AFTER = "SKU-1", 3, 8
+NOTES = {"none": " (equal)", "increase": " (SAP movement 501, NetSuite +)", "decrease": " (SAP 502, NetSuite −)",
+         "unknown": " (not stocked at the Amazon location: reported)", "unmapped": " (no OMS item: reported)"}
 
 
 def item(sku: str) -> str:
@@ -112,7 +114,7 @@ def run_inventory_demo(console: Console, base_config: dict[str, Any], urls: dict
             if got != action:
                 problems.append(f"inventory {sku} in {name}: action {got}, expected {action}")
         table.add_row(sku, str(amazon), f"{_q(stock)} → {_q(after['sap'])}", f"{_q(stock)} → {_q(after['netsuite'])}",
-                      action)
+                      action + NOTES.get(action, ""))
     event_after = {name: oms.quantity(name, EVENT_SKU) for name in ("sap", "netsuite")}
     table.add_row(f"{EVENT_SKU} (event)", str(EVENT_AFTER), f"{EVENT_BEFORE} → {_q(event_after['sap'])}",
                   f"{EVENT_BEFORE} → {_q(event_after['netsuite'])}", "INVENTORY_CHANGED")
@@ -122,9 +124,11 @@ def run_inventory_demo(console: Console, base_config: dict[str, Any], urls: dict
         problems.append(f"inventory run {run.id} ended {run.status}: {run.error}")
     console.print(table)
     c = run.counters
-    console.print(f"inventory run {run.id}: {c.scanned} SKUs scanned, {c.posted} adjustments in {c.documents} "
-                  f"documents, {c.unmapped} unmapped, {c.unknown} unknown; report: "
-                  f"primebridge inventory report {run.id} -c {config_path}", soft_wrap=True)
+    console.print(f"full reconciliation (run {run.id}): {c.scanned} SKUs scanned; counted per SKU and OMS: "
+                  f"{c.posted} adjusted in {c.documents} OMS documents, {c.unmapped} unmapped, {c.unknown} unknown. "
+                  f"SKU-1 was set by its INVENTORY_CHANGED event before the run, which then found it equal. "
+                  f"Drift report: primebridge inventory report {run.id} -c {config_path}", soft_wrap=True,
+                  highlight=False)
     return problems
 
 

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import socket
+import subprocess
+import sys
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -12,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from primebridge.domain.errors import Rejected, TransientError
+from primebridge.domain.errors import PermanentError, Rejected, TransientError
 from primebridge.domain.events import event_from_json
-from primebridge.domain.inventory import InventorySummary
+from primebridge.domain.inventory import InventorySummary, StockAdjustment
 from primebridge.domain.inventory_rules import ProductRef, SkuMapping
 from primebridge.flows.inventory_mapping import Retry, SkuResolver
 from primebridge.flows.inventory_realtime import InventoryRealtime
@@ -23,6 +27,7 @@ from primebridge.flows.inventory_reconciliation import (
     NothingToResume,
     Progress,
     ReconciliationBusy,
+    _dead_here,
     _Page,
     report_paths,
 )
@@ -375,3 +380,56 @@ def test_realtime_and_a_running_scan_do_not_undo_each_other(store: InventoryStor
     source.scan = scan_then_update  # type: ignore[method-assign]
     flow.run()
     assert ledgers["sap"].stock["I-HI"] == 20
+
+
+# -- regressions found by QA -----------------------------------------------------------------------
+
+class _UnreadableLedger(FakeLedger):
+    def quantities(self, oms_items: list[str]) -> dict[str, Decimal | None]:
+        raise PermanentError("NetSuite answered 401")
+
+
+def test_an_unreadable_oms_fails_only_the_skus_that_needed_its_stock(store: InventoryStore, tmp_path: Path) -> None:
+    """Unmapped and invalid SKUs keep their own reason: marking them 'failed: reading stock failed' sent
+    an operator to the OMS for what is a mapping or Amazon problem."""
+    ledgers = {"netsuite": _UnreadableLedger("netsuite", stock())}
+    flow, _, _ = make(store, tmp_path, source=FakeSource(catalogue(), page_size=7), ledgers=ledgers)
+    run = flow.run()
+    rows = {r.seller_sku: r for r in store.drift_rows(run.id)}
+    assert rows["NOMAP"].action == "unmapped" and rows["NEGATIVE"].action == "invalid"
+    for sku in ("EQUAL", "HIGHER", "LOWER", "UNKNOWN", "VIAPRODUCT"):
+        assert rows[sku].action == "failed" and "401" in (rows[sku].reason or ""), sku
+    assert run.counters.failed == 5 and run.counters.unmapped == 1 and run.counters.invalid == 1
+    assert ledgers["netsuite"].documents == []
+
+
+class _TwoDocumentLedger(FakeLedger):
+    """SAP's way: increases and decreases in separate documents, both ids returned comma-separated."""
+
+    def post_adjustments(self, adjustments: list[StockAdjustment], *, unposted: bool = False) -> str:
+        first = super().post_adjustments(adjustments, unposted=unposted)
+        return f"{first}/2026,{first}X/2026"
+
+
+def test_documents_are_counted_one_by_one_when_a_post_returns_several(store: InventoryStore,
+                                                                      tmp_path: Path) -> None:
+    flow, _, _ = make(store, tmp_path, source=FakeSource(catalogue(), page_size=7),
+                      ledgers={"sap": _TwoDocumentLedger("sap", stock())})
+    run = flow.run()
+    assert run.counters.posted == 2 and run.counters.documents == 2
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="zombie detection reads /proc (Linux)")
+def test_a_killed_holder_that_is_still_a_zombie_counts_as_dead() -> None:
+    """A SIGKILLed run stays a zombie until its parent reaps it (seconds under some container inits);
+    signal 0 still reaches a zombie, so --resume used to be refused as 'already running'."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    try:
+        for _ in range(500):  # bounded wait for the child to exit (unreaped: a zombie)
+            if Path(f"/proc/{child.pid}/stat").read_text().rpartition(")")[2].split()[0] == "Z":
+                break
+            time.sleep(0.01)
+        assert _dead_here(f"{socket.gethostname()}:{child.pid}:abcd1234")
+        assert not _dead_here(f"{socket.gethostname()}:{os.getpid()}:abcd1234")
+    finally:
+        child.wait()

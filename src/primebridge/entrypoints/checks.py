@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -82,6 +83,66 @@ def _oms(name: str) -> Callable[[Settings], str]:
     return check
 
 
+def _spapi(settings: Settings) -> str:
+    """The LWA refresh-token exchange and one targeted ``getInventorySummaries`` call (a SKU that does
+    not exist: Amazon answers with an empty page), so credentials, seller authorisation, endpoint and
+    marketplace are all proven before the first full reconciliation."""
+    from primebridge.connectors.spapi import build_inventory_source
+
+    cfg = settings.spapi
+    # One retry at most: an operator waiting for a verdict is better served by the error than by backoff.
+    source = build_inventory_source(cfg.model_copy(update={"max_retries": min(cfg.max_retries, 1)}))
+    try:
+        source.summaries(["primebridge-config-check"])
+    finally:
+        source.close()
+    return (f"LWA token obtained; getInventorySummaries answered at {cfg.resolved_endpoint()} for marketplace "
+            f"{cfg.marketplace_id} (client rate {cfg.rate_per_second:g}/s, burst {cfg.burst})")
+
+
+def _inventory(settings: Settings) -> str:
+    """What the inventory flows will use: the OMSs, the mapping table (file read and validated as at
+    start), the schedule and a writable report directory. No call is made."""
+    from primebridge.entrypoints.inventory_wiring import inventory_oms, load_mapping
+
+    cfg = settings.inventory
+    names = inventory_oms(settings)
+    off = [name for name in names if not getattr(settings, name).enabled]
+    if off:
+        raise ValueError(f"inventory.oms lists {', '.join(off)}, which is not enabled")
+    if not names:
+        raise ValueError("inventory.enabled, but no OMS is enabled")
+    table = load_mapping(settings).table
+    entries = {name: len(set(table.get("*", {})) | set(table.get(name, {}))) for name in names}
+    cfg.report_dir.mkdir(parents=True, exist_ok=True)
+    probe = cfg.report_dir / ".primebridge-config-check"
+    probe.write_text("ok")
+    probe.unlink()
+    source = f" from {cfg.mapping_file}" if cfg.mapping_file else ""
+    mapped = ", ".join(f"{name} {count}" for name, count in entries.items())
+    products = " then Buy with Prime products" if cfg.use_products else " only"
+    schedule = (f"full reconciliation every {cfg.full_sync_interval_seconds:g} s"
+                if cfg.full_sync_interval_seconds > 0 else "no scheduled full reconciliation")
+    return f"mapping table{source}: {mapped} SKUs,{products}; {schedule}; reports in {cfg.report_dir}"
+
+
+def _inventory_ledger(name: str) -> Callable[[Settings], str]:
+    def check(settings: Settings) -> str:
+        if name == "sap":
+            from primebridge.connectors.sap import build_sap_inventory
+
+            ledger: Any = build_sap_inventory(settings.sap)
+        else:
+            from primebridge.connectors.netsuite import build_netsuite_inventory
+
+            ledger = build_netsuite_inventory(settings.netsuite)
+        try:
+            return str(ledger.check())
+        finally:
+            ledger.close()
+    return check
+
+
 def run_checks(settings: Settings, console: Console) -> bool:
     checks: list[tuple[str, Callable[[Settings], str]]] = [("configuration", lambda s: "valid"),
                                                             ("store", _store), ("amazon", _amazon),
@@ -90,6 +151,12 @@ def run_checks(settings: Settings, console: Console) -> bool:
         checks.append(("sap", _oms("sap")))
     if settings.netsuite.enabled:
         checks.append(("netsuite", _oms("netsuite")))
+    if settings.inventory.enabled:
+        checks += [("spapi", _spapi), ("inventory", _inventory)]
+        from primebridge.entrypoints.inventory_wiring import inventory_oms
+
+        checks += [(f"{name} inventory", _inventory_ledger(name)) for name in inventory_oms(settings)
+                   if name in ("sap", "netsuite") and getattr(settings, name).enabled]
     table = Table("system", "result", "detail", "ms")
     ok = True
     for name, check in checks:

@@ -186,6 +186,8 @@ def sandbox_config_command(
     data = sandbox_config(amazon_url=f"{base}:{amazon_port}", sap_url=f"{base}:{sap_port}",
                           netsuite_url=f"{base}:{netsuite_port}", spapi_url=f"{base}:{spapi_port}", store_url=store)
     data["web"] = {"host": host, "port": web_port, "public_url": f"{base}:{web_port}"}
+    # The SP-API sandbox is there, so inventory runs too (mapping table: inventory.mapping_file).
+    data["inventory"] = {"enabled": True}
     sys.stdout.write("# primebridge against the local sandboxes (primebridge sandbox serve); literal sandbox "
                      "credentials.\n# Check it with: primebridge config check --config primebridge.toml\n\n")
     sys.stdout.write(tomli_w.dumps(data))

@@ -11,7 +11,7 @@ import typer
 from rich.markup import escape
 from rich.progress import Progress as Bar
 from rich.progress import SpinnerColumn, TextColumn, TimeElapsedColumn
-from rich.table import Table
+from rich.table import Column, Table
 
 from primebridge.domain.errors import PrimebridgeError
 
@@ -64,10 +64,13 @@ def sync(
                     console.print(f"[red]{escape(one)}: {escape(str(exc))}[/red]")
             raise typer.Exit(1 if failed else 0)
         stop = threading.Event()
-        with Bar(SpinnerColumn(), TextColumn("[bold]run {task.fields[run]}[/bold]"),
-                 TextColumn("scanned {task.fields[scanned]:>7}"), TextColumn("differences {task.fields[diff]:>6}"),
-                 TextColumn("posted {task.fields[posted]:>6}"), TextColumn("problems {task.fields[problems]:>5}"),
-                 TextColumn("{task.fields[rate]:>7.1f} items/s"), TimeElapsedColumn(),
+        # One text column that wraps: in an 80-column terminal rich would otherwise squeeze fixed
+        # columns and cut digits off the counters (or drop the clock).
+        with Bar(SpinnerColumn(), TimeElapsedColumn(table_column=Column(min_width=7, no_wrap=True)),
+                 TextColumn("[bold]run {task.fields[run]}[/bold] {task.fields[scanned]} scanned, "
+                            "{task.fields[diff]} differences, {task.fields[posted]} posted, "
+                            "{task.fields[rate]:.0f} items/s, {task.fields[problems]} problems",
+                            table_column=Column(overflow="fold")),
                  console=console, transient=False) as bar:
             task = bar.add_task("inventory", total=None, run="…", scanned=0, diff=0, posted=0, problems=0, rate=0.0)
 
@@ -83,13 +86,21 @@ def sync(
                 raise typer.Exit(130) from None
         c = run.counters
         csv_path, json_path = report_paths(inventory.reconciliation.report_dir, run.id)
-        console.print(f"run {run.id} {run.status}: {c.scanned} scanned, {c.equal} equal, {c.differences} "
-                      f"differences, {c.posted} adjusted in {c.documents} document(s), {c.unmapped} unmapped, "
-                      f"{c.unknown} unknown, {c.invalid} invalid, {c.failed} failed")
-        console.print(f"drift report: {csv_path}  {json_path}", soft_wrap=True)
+        console.print(f"run {run.id} {run.status}: {c.scanned} SKUs scanned; per SKU and OMS "
+                      f"({', '.join(run.oms)}): {c.equal} equal, {c.differences} differences, {c.posted} adjusted "
+                      f"in {c.documents} document(s), {c.unmapped} unmapped, {c.unknown} unknown, {c.invalid} invalid, "
+                      f"{c.failed} failed", highlight=False)
+        console.print(f"drift report: {csv_path}  {json_path}", soft_wrap=True, highlight=False)
+        if c.failed:
+            console.print(f"[yellow]failed items are in the report (inventory report {run.id} --action failed); "
+                          "the next run retries them[/yellow]")
         raise typer.Exit(0 if c.failed == 0 else 1)
     except PrimebridgeError as exc:
         console.print(f"[red]{escape(str(exc))}[/red]")
+        unfinished = inventory.store.unfinished_run()
+        if unfinished is not None and unfinished.status != "running":
+            console.print(f"[yellow]run {unfinished.id} stopped {unfinished.status}; continue it with "
+                          "inventory sync --full --resume (or start over with inventory sync --full)[/yellow]")
         raise typer.Exit(1) from None
     finally:
         service.close()
@@ -116,9 +127,9 @@ def report(
         run = runs[0]
         c = run.counters
         console.print(f"[bold]run {run.id}[/bold] ({', '.join(run.oms)}, {run.trigger}) {run.status}; started "
-                      f"{_when(run.started_at)}, finished {_when(run.finished_at) or '-'}; {c.scanned} scanned, "
-                      f"{c.equal} equal, {c.differences} differences, {c.posted} adjusted, {c.unmapped} unmapped, "
-                      f"{c.unknown} unknown, {c.invalid} invalid, {c.failed} failed"
+                      f"{_when(run.started_at)}, finished {_when(run.finished_at) or '-'}; {c.scanned} SKUs "
+                      f"scanned; per SKU and OMS: {c.equal} equal, {c.differences} differences, {c.posted} adjusted, "
+                      f"{c.unmapped} unmapped, {c.unknown} unknown, {c.invalid} invalid, {c.failed} failed"
                       + (f"; error: {escape(run.error)}" if run.error else ""), soft_wrap=True)
         table = Table("OMS", "seller SKU", "OMS item", "Amazon", "OMS", "action", "document", "reason")
         shown = 0
@@ -132,7 +143,7 @@ def report(
             table.add_row(row["oms"], escape(row["seller_sku"]), escape(row["oms_item"]), row["amazon_quantity"],
                           row["oms_quantity"], f"[{colour}]{row['action']}[/{colour}]" + (
                               " (pending)" if row["status"] == "pending" else ""),
-                          row["document"], escape(row["reason"][:100]))
+                          row["document"], escape(row["reason"][:400]))
             shown += 1
         console.print(table)
         if shown > limit:

@@ -16,7 +16,7 @@ import structlog
 
 from primebridge.config import Settings
 from primebridge.domain.errors import ConfigError
-from primebridge.domain.inventory_rules import SkuMapping
+from primebridge.domain.inventory_rules import ALL_OMS, SkuMapping
 from primebridge.flows.inventory_mapping import CatalogueDirectory, ProductDirectory, Retry, SkuResolver
 from primebridge.flows.inventory_realtime import INVENTORY_CHANGED, InventoryRealtime
 from primebridge.flows.inventory_reconciliation import FullReconciliation, ReconciliationBusy
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger(__name__)
 FULL_SCHEDULE = "inventory.full_reconciliation"
+LEDGER_NAMES = ("sap", "netsuite")
 
 
 @dataclass
@@ -69,6 +70,28 @@ class Inventory:
         return "started"
 
 
+def inventory_oms(settings: Settings) -> list[str]:
+    """``inventory.oms``, or every enabled OMS when it is empty."""
+    return list(settings.inventory.oms) or [n for n, on in (("sap", settings.sap.enabled),
+                                                            ("netsuite", settings.netsuite.enabled)) if on]
+
+
+def load_mapping(settings: Settings) -> SkuMapping:
+    """The mapping table (``inventory.sku_map`` plus ``inventory.mapping_file``), refused when it names
+    an OMS without an inventory ledger: rows for ``netsuit`` would otherwise silently never apply, and
+    every SKU would be reported unmapped."""
+    cfg = settings.inventory
+    table = cfg.mapping_table()
+    unknown = sorted(name for name in table if name != ALL_OMS and name not in LEDGER_NAMES)
+    if unknown:
+        raise ConfigError(f"inventory mapping names OMS {', '.join(repr(n) for n in unknown)}; use "
+                          f"{' or '.join(LEDGER_NAMES)} (or leave the oms column empty for every OMS)")
+    try:
+        return SkuMapping(table, product_field=cfg.product_field)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
 def build_ledgers(settings: Settings, names: list[str], *, audit: AuditSink | None,
                   transports: dict[str, httpx.BaseTransport | None]) -> dict[str, InventoryLedger]:
     ledgers: dict[str, InventoryLedger] = {}
@@ -97,17 +120,12 @@ def build_inventory(settings: Settings, db: Database, *, audit: AuditSink | None
     cfg = settings.inventory
     if not cfg.enabled:
         return None
-    names = list(cfg.oms) or [n for n, on in (("sap", settings.sap.enabled),
-                                              ("netsuite", settings.netsuite.enabled)) if on]
-    ledgers = build_ledgers(settings, names, audit=audit, transports=transports)
+    ledgers = build_ledgers(settings, inventory_oms(settings), audit=audit, transports=transports)
     if source is None:
         from primebridge.connectors.spapi import build_inventory_source
 
         source = build_inventory_source(settings.spapi, audit=audit, transport=transports.get("spapi"))
-    try:
-        mapping = SkuMapping(cfg.mapping_table(), product_field=cfg.product_field)
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
+    mapping = load_mapping(settings)
     directory = _directory(settings, amazon, audit, transports.get("amazon")) if cfg.use_products else None
     store = InventoryStore(db)
     retry = Retry(cfg.retry_attempts)

@@ -199,7 +199,8 @@ def create_app(service: Service) -> Starlette:
     ]
     from primebridge.entrypoints import web_amazon_events
 
-    routes += web_amazon_events.routes(service)
+    # First: the router tries routes in order, and the Amazon event intake takes most requests.
+    routes = web_amazon_events.routes(service) + routes
     return Starlette(routes=routes)
 
 

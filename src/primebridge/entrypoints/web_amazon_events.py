@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
 import structlog
@@ -59,6 +60,118 @@ def _error(status: int, message: str, code: str | None = None, **headers: str) -
     return JSONResponse(body, status_code=status, headers=headers or None)
 
 
+_JSON_HEADERS = [(b"content-type", b"application/json")]
+_NOT_AUTHENTICATED = [(b"www-authenticate", b"Basic, Bearer")]
+_RETRY_LATER = [(b"retry-after", b"5")]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+
+
+class EventIntake:
+    """``POST /events/amazon`` as a plain ASGI app: the one route that takes a request per event.
+
+    Written against ASGI rather than Starlette's ``Request``/``JSONResponse`` because at full load
+    those wrappers (request object, header parsing, response rendering, exception wrapping) cost
+    the event loop about as much as parsing the event itself; here the route reads the three
+    headers it needs from the scope and sends a pre-built header list. Status codes, messages and
+    bodies are those of the other routes (``{"error": ..., "code": ...}``).
+    """
+
+    def __init__(self, credentials: EventCredentials, verifier: SignatureVerifier | None,
+                 writer: events.EventWriter, *, limit: int, signature_header: str, key_id_header: str) -> None:
+        self.credentials = credentials
+        self.verifier = verifier
+        self.writer = writer
+        self.limit = limit
+        self.signature_header = signature_header
+        self._signature = signature_header.lower().encode("latin-1")
+        self._key_id = key_id_header.lower().encode("latin-1")
+
+    async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
+        authorization = declared = signature = key_id = None
+        for name, value in reversed(scope["headers"]):   # reversed: the first of repeated headers wins
+            if name == b"authorization":
+                authorization = value
+            elif name == b"content-length":
+                declared = value
+            elif name == self._signature:
+                signature = value
+            elif name == self._key_id:
+                key_id = value
+        try:
+            principal = self.credentials.check(authorization.decode("latin-1") if authorization else "")
+        except Unauthorized as exc:
+            log.info("amazon_event.unauthorized", reason=str(exc))
+            return await _answer(send, 401, _error_body(f"unauthorized: {exc}", "Unauthorized"), _NOT_AUTHENTICATED)
+        limit = self.limit
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            return await _answer(send, 413, _too_large(limit))
+        chunks: list[bytes] = []
+        size = 0
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":   # http.disconnect: the client went away
+                return await _answer(send, 400, _error_body("client disconnected before the body was complete",
+                                                            "Incomplete"))
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                return await _answer(send, 413, _too_large(limit))
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        if self.verifier is not None:
+            try:
+                await run_in_threadpool(self.verifier.verify, body, signature and signature.decode("latin-1"),
+                                        key_id and key_id.decode("latin-1"))
+            except Unauthorized as exc:
+                log.warning("amazon_event.bad_signature", reason=str(exc))
+                return await _answer(send, 401, _error_body(f"unauthorized: {exc} ({self.signature_header})",
+                                                            "BadSignature"))
+        try:
+            event = parse_event(body)
+            raw = body.decode("utf-8")
+        except Rejected as exc:
+            log.info("amazon_event.malformed", reason=exc.reason)
+            return await _answer(send, 400, _error_body(exc.reason, exc.code))
+        except UnicodeDecodeError:
+            return await _answer(send, 400, _error_body("body is not UTF-8", "MalformedJson"))
+        try:
+            receipt = await self.writer.store(event, raw)
+        except Exception as exc:
+            # Not stored (the group commit rolled back): a 503 makes BwP deliver it again later.
+            log.warning("amazon_event.store_failed", event_id=event.event_id,
+                        error=f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+            return await _answer(send, 503, _error_body("event store unavailable, deliver again later",
+                                                        "Unavailable"), _RETRY_LATER)
+        # Debug, not info: the store is the record of every delivery (``events list``), and a
+        # rendered line per event cost as much as storing it.
+        log.debug("amazon_event.received", event_id=event.event_id, event_type=event.event_type,
+                  status=receipt.status, event_row_id=receipt.event_row_id, caller=principal)
+        await _answer(send, 200, json.dumps(
+            {"status": receipt.status, "event": receipt.event_row_id, "event_id": event.event_id,
+             "event_status": receipt.event_status, "job": receipt.job_id},
+            ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+
+
+async def _answer(send: Send, status: int, body: bytes, extra: list[tuple[bytes, bytes]] | None = None) -> None:
+    headers = [*_JSON_HEADERS, (b"content-length", str(len(body)).encode("latin-1"))]
+    if extra:
+        headers += extra
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _error_body(message: str, code: str | None) -> bytes:
+    body = {"error": message} if code is None else {"error": message, "code": code}
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def _too_large(limit: int) -> bytes:
+    return _error_body(f"body larger than events.max_body_bytes ({limit} bytes)", "TooLarge")
+
+
 def routes(service: Service) -> list[BaseRoute]:
     cfg = service.settings.events
     credentials = EventCredentials(cfg)
@@ -70,49 +183,9 @@ def routes(service: Service) -> list[BaseRoute]:
     def handled(event_type: str) -> bool:
         return event_type in service.event_handlers
 
-    writer = events.EventWriter(service.db, handled=handled, max_attempts=max_attempts)
-
-    async def receive(request: Request) -> Response:
-        try:
-            principal = credentials.check(request.headers.get("authorization", ""))
-        except Unauthorized as exc:
-            log.info("amazon_event.unauthorized", reason=str(exc))
-            return _error(401, f"unauthorized: {exc}", "Unauthorized", **{"WWW-Authenticate": 'Basic, Bearer'})
-        try:
-            body = await _read_body(request, limit)
-        except _TooLarge:
-            return _error(413, f"body larger than events.max_body_bytes ({limit} bytes)", "TooLarge")
-        except ClientDisconnect:
-            return _error(400, "client disconnected before the body was complete", "Incomplete")
-        if verifier is not None:
-            try:
-                await run_in_threadpool(verifier.verify, body, request.headers.get(cfg.signature_header),
-                                        request.headers.get(cfg.key_id_header))
-            except Unauthorized as exc:
-                log.warning("amazon_event.bad_signature", reason=str(exc))
-                return _error(401, f"unauthorized: {exc} ({cfg.signature_header})", "BadSignature")
-        try:
-            event = parse_event(body)
-            raw = body.decode("utf-8")
-        except Rejected as exc:
-            log.info("amazon_event.malformed", reason=exc.reason)
-            return _error(400, exc.reason, exc.code)
-        except UnicodeDecodeError:
-            return _error(400, "body is not UTF-8", "MalformedJson")
-        try:
-            receipt = await writer.store(event, raw)
-        except Exception as exc:
-            # Not stored (the group commit rolled back): a 503 makes BwP deliver it again later.
-            log.warning("amazon_event.store_failed", event_id=event.event_id,
-                        error=f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
-            return _error(503, "event store unavailable, deliver again later", "Unavailable",
-                          **{"Retry-After": "5"})
-        # Debug, not info: the store is the record of every delivery (``events list``), and a
-        # rendered line per event cost as much as storing it.
-        log.debug("amazon_event.received", event_id=event.event_id, event_type=event.event_type,
-                  status=receipt.status, event_row_id=receipt.event_row_id, caller=principal)
-        return JSONResponse({"status": receipt.status, "event": receipt.event_row_id, "event_id": event.event_id,
-                             "event_status": receipt.event_status, "job": receipt.job_id})
+    intake = EventIntake(credentials, verifier, events.EventWriter(service.db, handled=handled,
+                                                                  max_attempts=max_attempts),
+                         limit=limit, signature_header=cfg.signature_header, key_id_header=cfg.key_id_header)
 
     async def token(request: Request) -> Response:
         """RFC 6749 §4.4 client credentials; client authentication by Basic header or form body."""
@@ -176,7 +249,7 @@ def routes(service: Service) -> list[BaseRoute]:
         return endpoint
 
     return [
-        Route(EVENTS_PATH, receive, methods=["POST"]),
+        Route(EVENTS_PATH, intake, methods=["POST"]),
         Route(TOKEN_PATH, token, methods=["POST"]),
         Route("/admin/events", admin(admin_list), methods=["GET"]),
         Route("/admin/events/{event:int}/replay", admin(admin_replay), methods=["POST"]),

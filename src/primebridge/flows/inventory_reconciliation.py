@@ -189,12 +189,15 @@ class FullReconciliation:
         ledger = self.ledgers[oms]
         items = sorted({r.oms_item for r in resolutions.values() if isinstance(r, Mapped)})
         quantities: dict[str, Decimal | None] = {}
+        read_failed: str | None = None
         if items:
             try:
                 quantities = self.retry.call(lambda: ledger.quantities(items), what=f"{oms} stock read")
             except (TransientError, PermanentError, Rejected, httpx.HTTPError) as exc:
-                self._fail_all(run, oms, page.summaries, f"reading {oms} stock failed: {_text(exc)}", delta)
-                return
+                # Only the SKUs that needed the stock fail; unmapped and invalid ones keep their own reason,
+                # so the report does not send an operator to the OMS for a mapping problem.
+                read_failed = f"reading {oms} stock failed: {_text(exc)}"
+                log.warning("inventory.page_failed", run=run.id, oms=oms, items=len(items), reason=read_failed)
         newer = self.store.readings(oms, [s for s, r in resolutions.items() if isinstance(r, Mapped)])
         decisions: list[Decision] = []
         for summary in page.summaries:
@@ -204,8 +207,12 @@ class FullReconciliation:
                 delta.skipped += 1  # a real-time update newer than this page was applied meanwhile
                 continue
             quantity = quantities.get(resolution.oms_item) if isinstance(resolution, Mapped) else None
-            decisions.append(compare(summary, resolution, quantity, oms_known=quantity is not None,
-                                     reference=run_reference(run.id, oms, summary.seller_sku)))
+            decision = compare(summary, resolution, quantity, oms_known=quantity is not None,
+                               reference=run_reference(run.id, oms, summary.seller_sku))
+            if read_failed is not None and decision.action is DriftAction.UNKNOWN:
+                decision = Decision(summary.seller_sku, DriftAction.FAILED, decision.oms_item,
+                                    decision.amazon_quantity, reason=read_failed)
+            decisions.append(decision)
         decisions = reject_shared(decisions)
         _count(decisions, delta)
         reportable = [d for d in decisions if d.action is not DriftAction.NONE]
@@ -294,7 +301,19 @@ def _dead_here(holder: str | None) -> bool:
         return True
     except PermissionError:
         return False
-    return False
+    return _zombie(int(pid))
+
+
+def _zombie(pid: int) -> bool:
+    """A killed process stays a zombie until its parent reaps it, and signal 0 still reaches it; a
+    container's init may take seconds to reap, long enough to refuse the resume a user just asked for.
+    Linux only (``/proc``); elsewhere a zombie counts as alive and its lease simply expires."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    # "pid (command) state ...": the command may hold spaces and parentheses, so split at the last ')'.
+    return stat.rpartition(")")[2].split()[:1] == ["Z"]
 
 
 def _count(decisions: list[Decision], delta: Counters) -> None:

@@ -279,8 +279,11 @@ class InventoryStore:
                                           func.count(distinct(InventoryDrift.document)))
                                    .where(InventoryDrift.run_id == run_id)
                                    .group_by(InventoryDrift.action, InventoryDrift.status)).all()
-            documents = session.scalar(select(func.count(distinct(InventoryDrift.document))).where(
-                InventoryDrift.run_id == run_id, InventoryDrift.status == POSTED)) or 0
+            # A row's document may name several OMS documents (SAP posts increases and decreases
+            # separately: "4900000001/2026,4900000002/2026"), so count the ids, not the strings.
+            documents = len({part for value in session.scalars(select(InventoryDrift.document).distinct().where(
+                InventoryDrift.run_id == run_id, InventoryDrift.status == POSTED)) if value
+                for part in value.split(",") if part})
         for action, status, count, _ in rows:
             if action in ("increase", "decrease"):
                 counts.differences += count

@@ -83,6 +83,22 @@ class NetSuiteInventoryLedger:
     def close(self) -> None:
         self.rest.http.close()
 
+    def check(self) -> str:
+        """For ``config check``: the Amazon location exists and both SuiteQL tables answer. The GL
+        account is not read (whether the REST ``account`` record is readable is unconfirmed); NetSuite
+        names it in its refusal of the first adjustment."""
+        cfg = self.cfg
+        location = self.rest.get("location", cfg.location_id, expand_sub_resources=False)
+        if location is None:
+            raise ConfigError(f"netsuite.inventory.location_id {cfg.location_id}: NetSuite has no location with "
+                              "this internal id")
+        list(self.rest.suiteql("SELECT id, itemid FROM item WHERE itemid IN ('primebridge-config-check')"))
+        list(self.rest.suiteql(f"SELECT item, quantityonhand FROM inventoryitemlocations "
+                               f"WHERE location = {int(cfg.location_id)} AND item IN (0)"))
+        name = location.get("name") or location.get("refName") or ""
+        return (f"location {cfg.location_id}{f' ({name})' if name else ''} found; SuiteQL stock query answered; "
+                f"adjustments to account {cfg.account_id} (checked by the first adjustment)")
+
     # -- reading -----------------------------------------------------------------------------------
 
     def item_ids(self, oms_items: Sequence[str]) -> dict[str, int]:

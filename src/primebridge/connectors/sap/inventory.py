@@ -106,6 +106,19 @@ class SapInventoryLedger:
         self._stock.close()
         self._documents.close()
 
+    def check(self) -> str:
+        """For ``config check``: both services answer this user, and whether the plant / storage location
+        holds stock. A typo in either would otherwise only show as every mapped SKU reported ``unknown``."""
+        cfg = self._cfg
+        where = f"plant {cfg.plant} storage location {cfg.storage_location}"
+        rows = list(self._stock.query(STOCK_SET, filter=self._location_filter(), select=STOCK_SELECT, top=1))
+        self.posted(["primebridge-config-check"])
+        # An empty location is not an error (a new Amazon location starts empty), but say what it means.
+        stock = "holds stock" if rows or cfg.missing_as_zero else (
+            "holds NO stock: if plant or storage location is mistyped, every mapped SKU will be reported unknown")
+        return (f"stock and material document services answered; {where} {stock}; movement types "
+                f"{cfg.increase_movement_type}/{cfg.decrease_movement_type}")
+
     def _location_filter(self) -> str:
         return (f"Plant eq {string_literal(self._cfg.plant)} and "
                 f"StorageLocation eq {string_literal(self._cfg.storage_location)}")

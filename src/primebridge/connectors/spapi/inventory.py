@@ -83,6 +83,9 @@ class SpApiInventory:
         self._base_params = {"details": "true", "granularityType": "Marketplace",
                              "granularityId": marketplace_id, "marketplaceIds": marketplace_id}
 
+    def close(self) -> None:
+        self._http.close()
+
     # -- InventorySource ----------------------------------------------------------------------------
 
     def scan(self) -> Iterator[list[InventorySummary]]:

@@ -221,6 +221,9 @@ class SandboxState:
         self.customers = Catalog("customer", 101)
         self.items = Catalog("inventoryItem", 201)
         self.locations = Catalog("location", 1)
+        # The Amazon location of sandbox/profile.py exists from the start, as in an account set up for
+        # Amazon: `config check` finds it and inventory adjustments can post before any order is seeded.
+        self.locations.add("Amazon MCF", "7")
         self.ship_items = Catalog("shipItem", 301)
         self.currencies = Catalog("currency", 10)
         for ref_id, name, symbol in DEFAULT_CURRENCIES:
