@@ -133,7 +133,7 @@ def run_inventory_demo(console: Console, base_config: dict[str, Any], urls: dict
 
 
 def _rows(inventory: Any) -> list[dict[str, str]]:
-    from primebridge.flows.inventory_reconciliation import iter_report
+    from primebridge.flows.amazon_to_oms.inventory_reconciliation import iter_report
 
     runs = inventory.store.runs(limit=1)
     return list(iter_report(inventory.store, runs[0].id)) if runs else []

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from primebridge.flows.fulfill_with_amazon import watermark_text
+from primebridge.flows.oms_to_amazon.fulfill_with_amazon import watermark_text
 from primebridge.sandbox.profile import NETSUITE_INTEGRATION_USER
 from tests.e2e import harness
 from tests.e2e.harness import BOTH_STORES, Bridge, Sandboxes, closed_port_url, make_bridge, wait_for

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from primebridge.flows.fulfill_with_amazon import watermark_text
+from primebridge.flows.oms_to_amazon.fulfill_with_amazon import watermark_text
 from tests.e2e import harness
 from tests.e2e.harness import BOTH_STORES, Bridge, Sandboxes, closed_port_url, make_bridge, sap_soap, wait_for
 

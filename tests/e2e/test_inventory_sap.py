@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import tomli_w
 
-from primebridge.flows.inventory_reconciliation import report_paths
+from primebridge.flows.amazon_to_oms.inventory_reconciliation import report_paths
 from primebridge.sandbox.profile import sandbox_config
 from tests.e2e import harness
 from tests.e2e.harness import Bridge, Sandboxes, wait_for

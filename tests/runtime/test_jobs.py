@@ -128,3 +128,16 @@ def test_same_key_never_runs_concurrently(any_db: Database) -> None:
         t.join()
     assert overlaps == []
     assert seen == {k: list(range(6)) for k in ("a", "b", "c")}
+
+
+def test_a_durable_sqlite_commit_syncs_then_returns_the_connection_to_normal(sqlite_db: Database) -> None:
+    """Acknowledged messages are committed with synchronous=FULL; the pooled connection goes back to NORMAL."""
+    def synchronous(connection: object) -> int:
+        return connection.exec_driver_sql("PRAGMA synchronous").scalar()  # type: ignore[attr-defined]
+
+    with sqlite_db.statements(durable=True) as connection:
+        assert synchronous(connection) == 2  # FULL
+    with sqlite_db.transaction(durable=True) as session:
+        assert session.connection().exec_driver_sql("PRAGMA synchronous").scalar() == 2
+    with sqlite_db.statements() as connection:
+        assert synchronous(connection) == 1  # NORMAL

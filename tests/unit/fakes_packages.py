@@ -26,7 +26,7 @@ from primebridge.domain.packages import (
     Shipment,
     Tracker,
 )
-from primebridge.flows.amazon_packages import OmsShipments, PackageRecord
+from primebridge.flows.amazon_to_oms.packages import OmsShipments, PackageRecord
 from primebridge.ports import LinkState, OrderLink
 from primebridge.runtime.notify import Notification
 

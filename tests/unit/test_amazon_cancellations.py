@@ -9,9 +9,9 @@ import pytest
 
 from primebridge.domain.model import Alias
 from primebridge.domain.packages import CancellationReason, LineCancellation, PackageState
-from primebridge.flows.amazon_cancellations import AmazonCancellations, cancelled_totals
-from primebridge.flows.amazon_packages import OrderContext, load_order
-from primebridge.flows.fulfillment_updates import FulfillmentUpdates, PackageEvents, Trigger
+from primebridge.flows.amazon_to_oms.cancellations import AmazonCancellations, cancelled_totals
+from primebridge.flows.amazon_to_oms.fulfillment_updates import FulfillmentUpdates, PackageEvents, Trigger
+from primebridge.flows.amazon_to_oms.packages import OrderContext, load_order
 from primebridge.runtime import context
 from tests.unit.fakes_packages import (
     FakeAmazonPackages,

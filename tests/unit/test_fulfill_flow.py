@@ -18,7 +18,12 @@ from primebridge.domain.model import (
     SalesOrderLine,
 )
 from primebridge.domain.routing import Fulfill, RoutingPolicy, decide
-from primebridge.flows.fulfill_with_amazon import PULL_BATCH, FulfillWithAmazon, fingerprint, watermark_text
+from primebridge.flows.oms_to_amazon.fulfill_with_amazon import (
+    PULL_BATCH,
+    FulfillWithAmazon,
+    fingerprint,
+    watermark_text,
+)
 from primebridge.ports import LinkState, OrderLink
 from primebridge.runtime import context
 from tests.unit.fakes import EPOCH, FakeAmazon, FakeOms, FakeStore

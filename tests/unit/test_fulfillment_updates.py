@@ -12,8 +12,8 @@ from primebridge.domain.errors import PermanentError, Rejected, TransientError
 from primebridge.domain.events import event_from_json
 from primebridge.domain.model import Alias
 from primebridge.domain.packages import CancellationReason, Milestone, PackageState
-from primebridge.flows.amazon_cancellations import AmazonCancellations
-from primebridge.flows.fulfillment_updates import FulfillmentUpdates, PackageEvents, Trigger
+from primebridge.flows.amazon_to_oms.cancellations import AmazonCancellations
+from primebridge.flows.amazon_to_oms.fulfillment_updates import FulfillmentUpdates, PackageEvents, Trigger
 from tests.unit.fakes_packages import (
     FakeAmazonPackages,
     FakeNotifier,

@@ -20,9 +20,9 @@ from primebridge.domain.errors import PermanentError, Rejected, TransientError
 from primebridge.domain.events import event_from_json
 from primebridge.domain.inventory import InventorySummary, StockAdjustment
 from primebridge.domain.inventory_rules import ProductRef, SkuMapping
-from primebridge.flows.inventory_mapping import Retry, SkuResolver
-from primebridge.flows.inventory_realtime import InventoryRealtime
-from primebridge.flows.inventory_reconciliation import (
+from primebridge.flows.amazon_to_oms.inventory_mapping import Retry, SkuResolver
+from primebridge.flows.amazon_to_oms.inventory_realtime import InventoryRealtime
+from primebridge.flows.amazon_to_oms.inventory_reconciliation import (
     FullReconciliation,
     NothingToResume,
     Progress,

@@ -17,10 +17,10 @@ from primebridge.config import Settings
 from primebridge.domain.errors import PermanentError
 from primebridge.domain.routing import RoutingPolicy
 from primebridge.entrypoints.inventory_wiring import Inventory, build_inventory
-from primebridge.flows.amazon_cancellations import AmazonCancellations
-from primebridge.flows.amazon_packages import OmsShipments
-from primebridge.flows.fulfill_with_amazon import FulfillWithAmazon
-from primebridge.flows.fulfillment_updates import PACKAGE_EVENTS, FulfillmentUpdates, PackageEvents
+from primebridge.flows.amazon_to_oms.cancellations import AmazonCancellations
+from primebridge.flows.amazon_to_oms.fulfillment_updates import PACKAGE_EVENTS, FulfillmentUpdates, PackageEvents
+from primebridge.flows.amazon_to_oms.packages import OmsShipments
+from primebridge.flows.oms_to_amazon.fulfill_with_amazon import FulfillWithAmazon
 from primebridge.ports import AmazonOrders, SalesOrderSystem, ShipmentDocuments
 from primebridge.runtime import migrate
 from primebridge.runtime.audit import StoreAudit

@@ -46,7 +46,7 @@ def sync(
                                          "starting a new one.")] = False,
 ) -> None:
     """Sync inventory now: a full reconciliation (--full) or single SKUs (--sku)."""
-    from primebridge.flows.inventory_reconciliation import Progress, report_paths
+    from primebridge.flows.amazon_to_oms.inventory_reconciliation import Progress, report_paths
 
     if full == bool(sku):
         typer.echo("give either --full or --sku SKU", err=True)
@@ -115,7 +115,7 @@ def report(
     limit: Annotated[int, typer.Option(help="Rows to print (the CSV/JSON files hold all).")] = 100,
 ) -> None:
     """Show a run's drift report: every SKU that was not equal, with the action and document."""
-    from primebridge.flows.inventory_reconciliation import iter_report, report_paths
+    from primebridge.flows.amazon_to_oms.inventory_reconciliation import iter_report, report_paths
 
     service, console = _inventory(config)
     store = service.inventory.store

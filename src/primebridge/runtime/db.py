@@ -94,17 +94,48 @@ class Database:
         return self.dialect == "postgresql"
 
     @contextmanager
-    def transaction(self) -> Iterator[Session]:
-        """One unit of work: committed on success, rolled back on any error."""
-        with self._sessions() as session, session.begin():
+    def transaction(self, *, durable: bool = False) -> Iterator[Session]:
+        """One unit of work: committed on success, rolled back on any error. ``durable``: see
+        ``statements``."""
+        if not durable or self.dialect != "sqlite":
+            with self._sessions() as session, session.begin():
+                yield session
+            return
+        with self._durable_connection() as connection, \
+                Session(bind=connection, expire_on_commit=False) as session, session.begin():
             yield session
 
     @contextmanager
-    def statements(self) -> Iterator[Connection]:
+    def statements(self, *, durable: bool = False) -> Iterator[Connection]:
         """A transaction for plain Core statements (no ORM session): for the hot, write-only paths
-        (audit rows, finishing a job) where the session's bookkeeping costs more than the SQL."""
-        with self.engine.begin() as connection:
+        (audit rows, finishing a job) where the session's bookkeeping costs more than the SQL.
+
+        ``durable``: the commit must survive a power loss, not only a crash of the process — for
+        what is acknowledged to a sender (an inbound message). SQLite runs with ``synchronous=NORMAL``
+        in WAL mode, which keeps every commit through a process crash but may lose the last ones
+        to a power loss; a durable commit syncs the WAL (``synchronous=FULL`` for that one
+        transaction), which also covers every commit before it. Internal state (job attempts, audit)
+        does not need it: a lost transition re-runs an idempotent job. PostgreSQL commits are durable
+        by its own ``synchronous_commit``.
+        """
+        if not durable or self.dialect != "sqlite":
+            with self.engine.begin() as connection:
+                yield connection
+            return
+        with self._durable_connection() as connection, connection.begin():
             yield connection
+
+    @contextmanager
+    def _durable_connection(self) -> Iterator[Connection]:
+        with self.engine.connect() as connection:
+            # Set on the driver's connection before BEGIN: the pragma applies per connection, and the
+            # driver runs in autocommit mode here (see _sqlite_setup), so nothing is begun implicitly.
+            driver = connection.connection.driver_connection
+            driver.execute("PRAGMA synchronous=FULL")
+            try:
+                yield connection
+            finally:
+                driver.execute("PRAGMA synchronous=NORMAL")
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -177,7 +177,7 @@ def accept_events(db: Database, items: Sequence[tuple[AmazonEvent, str]], *, han
     if db.is_postgres:
         receipts, enqueued = _store_postgres(db, list(unique.values()), now, max_attempts)
     else:
-        with _SQLITE_WRITER, db.statements() as connection:
+        with _SQLITE_WRITER, db.statements(durable=True) as connection:
             receipts, enqueued = _store_sqlite(connection.connection.driver_connection, list(unique.values()),
                                                now, max_attempts)
     if enqueued:

@@ -31,7 +31,7 @@ def accept_order_change(db: Database, *, source: str, source_id: str, kind: str,
                         oms: str, order_id: str, max_attempts: int) -> Receipt:
     """Store the message and enqueue "sync order" for it, atomically."""
     try:
-        with db.transaction() as session:
+        with db.transaction(durable=True) as session:
             message = Message(source=source, source_id=source_id[:255], kind=kind, payload=payload,
                               status=ACCEPTED, received_at=time.time())
             session.add(message)

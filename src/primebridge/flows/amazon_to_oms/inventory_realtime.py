@@ -23,7 +23,7 @@ from primebridge.domain.errors import Rejected
 from primebridge.domain.events import AmazonEvent
 from primebridge.domain.inventory import DriftAction, InventorySummary
 from primebridge.domain.inventory_rules import Decision, Mapped, compare, realtime_reference
-from primebridge.flows.inventory_mapping import Retry, SkuResolver
+from primebridge.flows.amazon_to_oms.inventory_mapping import Retry, SkuResolver
 from primebridge.ports import InventoryLedger, InventorySource
 from primebridge.runtime.inventory_store import InventoryStore, Reading
 

@@ -43,7 +43,7 @@ import structlog
 from primebridge.domain.errors import PermanentError, PrimebridgeError, Rejected, TransientError
 from primebridge.domain.inventory import DriftAction, InventorySummary, StockAdjustment
 from primebridge.domain.inventory_rules import Decision, Mapped, compare, reject_shared, run_reference
-from primebridge.flows.inventory_mapping import Retry, SkuResolver
+from primebridge.flows.amazon_to_oms.inventory_mapping import Retry, SkuResolver
 from primebridge.ports import InventoryLedger, InventorySource
 from primebridge.runtime.inventory_store import (
     DONE,

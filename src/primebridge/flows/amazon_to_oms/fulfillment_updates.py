@@ -22,8 +22,8 @@ from primebridge.domain.errors import AlreadyExists, PermanentError, Rejected, T
 from primebridge.domain.events import AmazonEvent
 from primebridge.domain.model import Alias
 from primebridge.domain.packages import AmazonPackage, CancellationReason, PackageState, Shipment, ShipmentLine, Tracker
-from primebridge.flows.amazon_cancellations import AmazonCancellations
-from primebridge.flows.amazon_packages import (
+from primebridge.flows.amazon_to_oms.cancellations import AmazonCancellations
+from primebridge.flows.amazon_to_oms.packages import (
     AmazonPackageOrders,
     OmsShipments,
     OrderContext,
