@@ -14,7 +14,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from primebridge.domain.errors import ConfigError
 from primebridge.domain.routing import MissingPrimeData, OtherLines, RoutingPolicy
@@ -101,6 +101,20 @@ class WebConfig(_Section):
     intake_token: Secret | None = None
     admin_token: Secret | None = None
     public_url: str | None = None
+    tls_certfile: Path | None = None
+    tls_keyfile: Path | None = None
+    forwarded_allow_ips: list[str] = ["127.0.0.1"]
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> WebConfig:
+        # Checked here, not when uvicorn starts: a half-configured TLS must fail `config check` and
+        # every command, naming the key, rather than start a plain-HTTP server by surprise.
+        if (self.tls_certfile is None) != (self.tls_keyfile is None):
+            raise ValueError("web.tls_certfile and web.tls_keyfile must be set together")
+        for key, path in (("tls_certfile", self.tls_certfile), ("tls_keyfile", self.tls_keyfile)):
+            if path is not None and not path.is_file():
+                raise ValueError(f"web.{key}: no such file {path}")
+        return self
 
 
 class AmazonConfig(_Section):

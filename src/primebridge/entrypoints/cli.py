@@ -112,7 +112,10 @@ def serve(
         web = service.settings.web
         try:
             uvicorn.run(create_app(service), host=host or web.host, port=port or web.port,
-                        log_level="warning", access_log=False)
+                        log_level="warning", access_log=False,
+                        ssl_certfile=str(web.tls_certfile) if web.tls_certfile else None,
+                        ssl_keyfile=str(web.tls_keyfile) if web.tls_keyfile else None,
+                        proxy_headers=True, forwarded_allow_ips=",".join(web.forwarded_allow_ips))
         finally:
             stop.set()
     else:
