@@ -1,7 +1,7 @@
 """Fidelity against SAP's contract: every entity set, navigation and property the SAP connector sends,
 selects, filters or orders by — and everything the sandbox serves — exists in API_SALES_ORDER_SRV's EDMX.
 
-The EDMX is reference data kept outside the repository (/work/shared/contracts/sap); the tests skip
+The EDMX is reference data kept outside the repository (see sandbox/sap/contracts.py); the tests skip
 with a clear reason where it is absent.
 """
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 import httpx
@@ -12,9 +11,10 @@ import pytest
 
 from primebridge.config import SapConfig
 from primebridge.sandbox.sap import DEFAULT_SERVICE_PATH, create_app
+from primebridge.sandbox.sap.contracts import contracts_dir
 from primebridge.sandbox.server import ThreadedServer
 
-CONTRACTS = Path("/work/shared/contracts/sap")
+CONTRACTS = contracts_dir()
 EDMX = CONTRACTS / "API_SALES_ORDER_SRV.edmx"
 SERVICE = DEFAULT_SERVICE_PATH
 OAUTH_CLIENTS = {"bridge-client": "bridge-secret"}

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import os
 import secrets
 import time
 from pathlib import Path
@@ -26,6 +25,7 @@ from starlette.routing import Route
 from primebridge.sandbox.knobs import FaultInjector, FaultMiddleware, Knobs, knob_routes
 from primebridge.sandbox.sap import inventory_service, service
 from primebridge.sandbox.sap.admin import admin_routes
+from primebridge.sandbox.sap.contracts import edmx
 from primebridge.sandbox.sap.deliveries import (
     DEFAULT_DELIVERY_EDMX,
     DELIVERY_SERVICE_PATH,
@@ -37,8 +37,7 @@ from primebridge.sandbox.sap.errors import ODataError, error_body, error_respons
 from primebridge.sandbox.sap.state import SapStore, Settings
 
 DEFAULT_SERVICE_PATH = "/sap/opu/odata/sap/API_SALES_ORDER_SRV"
-DEFAULT_EDMX = Path(os.environ.get("PRIMEBRIDGE_SAP_EDMX",
-                                   "/work/shared/contracts/sap/API_SALES_ORDER_SRV.edmx"))
+DEFAULT_EDMX = edmx("API_SALES_ORDER_SRV")
 TOKEN_PATH = "/sap/bc/sec/oauth2/token"
 SESSION_COOKIE = "SAP_SESSIONID_SBX_100"
 MODIFYING = frozenset({"POST", "PUT", "PATCH", "MERGE", "DELETE"})

@@ -23,7 +23,6 @@ delivery bumps the order's ``LastChangeDateTime`` is unconfirmed; the sandbox le
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -35,6 +34,7 @@ from starlette.routing import Route
 
 from primebridge.sandbox.knobs import ADMIN_PREFIX
 from primebridge.sandbox.sap.admin import _plain
+from primebridge.sandbox.sap.contracts import edmx
 from primebridge.sandbox.sap.delivery_schema import (
     DELIVERY_HEADER,
     DELIVERY_HEADER_TEXT,
@@ -68,10 +68,7 @@ from primebridge.sandbox.sap.service import (
 from primebridge.sandbox.sap.state import DELIVERED, SapStore, _nested, bad, coerce, default_value
 
 DELIVERY_SERVICE_PATH = "/sap/opu/odata/sap/API_OUTBOUND_DELIVERY_SRV;v=0002"
-DEFAULT_DELIVERY_EDMX = Path(os.environ.get(
-    "PRIMEBRIDGE_SAP_DELIVERY_EDMX",
-    str(Path(os.environ.get("PRIMEBRIDGE_SAP_EDMX", "/work/shared/contracts/sap/API_SALES_ORDER_SRV.edmx"))
-        .parent / "API_OUTBOUND_DELIVERY_SRV_0002.edmx")))
+DEFAULT_DELIVERY_EDMX = edmx("API_OUTBOUND_DELIVERY_SRV_0002")
 FIRST_DELIVERY = 80000000
 GOODS_ISSUE_MOVEMENT = "601"
 ITEM_NAV = DELIVERY_HEADER.navs["to_DeliveryDocumentItem"]

@@ -14,10 +14,8 @@ Admin (``/_sandbox/...``, never authenticated):
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from starlette.requests import Request
@@ -26,6 +24,7 @@ from starlette.routing import Route
 
 from primebridge.sandbox.knobs import ADMIN_PREFIX
 from primebridge.sandbox.sap import service
+from primebridge.sandbox.sap.contracts import contracts_dir
 from primebridge.sandbox.sap.errors import NOT_FOUND, ODataError, error_body
 from primebridge.sandbox.sap.inventory import (
     DOCUMENT_HEADER,
@@ -50,7 +49,7 @@ from primebridge.sandbox.sap.serialize import json_date, key_predicate, render_v
 
 STOCK_SERVICE_PATH = "/sap/opu/odata/sap/API_MATERIAL_STOCK_SRV"
 DOCUMENT_SERVICE_PATH = "/sap/opu/odata/sap/API_MATERIAL_DOCUMENT_SRV"
-CONTRACTS = Path(os.environ.get("PRIMEBRIDGE_SAP_CONTRACTS", "/work/shared/contracts/sap"))
+CONTRACTS = contracts_dir()
 ODATA_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "MERGE", "DELETE"]
 Row = dict[str, Any]
 

@@ -1,7 +1,7 @@
 """The part of API_SALES_ORDER_SRV the sandbox models: entity sets, keys, navigation, property flags.
 
 Written out here (not read from the EDMX) so the sandbox runs where the contract files are absent;
-a test checks every name, type and flag below against the EDMX in /work/shared/contracts/sap.
+a test checks every name, type and flag below against the EDMX in ../shared/contracts/sap.
 Properties the sandbox does not model are reported as unknown, like SAP does for a typo.
 """
 
