@@ -163,9 +163,13 @@ class InventoryLedger(Protocol):
         """Stock per OMS item at the Amazon location; ``None`` when the OMS does not know the item there."""
         ...
 
-    def post_adjustments(self, adjustments: list[StockAdjustment], *, unposted: bool = False) -> str:
-        """Post one document with these adjustments; returns its id. Each adjustment's ``reference`` is
-        stored on the document, and one already posted under that reference is not posted again.
+    def post_adjustments(self, adjustments: list[StockAdjustment], *, unposted: bool = False) -> dict[str, str]:
+        """Post these adjustments (one document or several, as the OMS needs); returns ``{reference:
+        id of the document that holds it}`` for every adjustment with a non-zero delta. Each
+        adjustment's ``reference`` is stored on its document, and one already posted under that
+        reference is not posted again: its entry names the document it was found in. Per reference,
+        not one id per call, because one call may become several documents (SAP posts increases and
+        decreases separately) and the drift report names the one that holds each SKU.
 
         ``unposted=True`` is the caller's guarantee that no reference was ever sent to the OMS (their
         rows were just created, and this is the first attempt): the ledger may then skip its lookup

@@ -76,7 +76,8 @@ def test_post_increases_and_decreases_in_one_adjustment(url: str) -> None:
                                      adjust("SKU-C", "1", "1", "run1:SKU-C")])
     assert netsuite.quantities(["SKU-A", "SKU-B", "SKU-C"]) == {"SKU-A": 13, "SKU-B": 4, "SKU-C": 1}
     [record] = adjustments(url)
-    assert record["id"] == doc and record["memo"] == "Amazon inventory sync"
+    assert doc == {"run1:SKU-A": record["id"], "run1:SKU-B": record["id"]}  # the unchanged SKU-C: no line
+    assert record["memo"] == "Amazon inventory sync"
     assert record["account"]["id"] == "58" and record["adjLocation"]["id"] == AMAZON
     assert record["externalId"] == external_id("PB-INV-", ["run1:SKU-A", "run1:SKU-B"])
     assert [(line["item"]["refName"], line["adjustQtyBy"], line["memo"]) for line in record["inventory"]["items"]] \
@@ -88,11 +89,14 @@ def test_rerun_posts_nothing_twice(url: str) -> None:
     netsuite = ledger(url, lines_per_document=2)
     batch = [adjust(f"I{n}", "11", "10", f"run-2/I{n}") for n in range(5)]
     first = netsuite.post_adjustments(batch)
-    assert len(first.split(",")) == 3                       # 5 lines, at most 2 per adjustment
+    records = [record["id"] for record in adjustments(url)]
+    assert len(records) == 3                                # 5 lines, at most 2 per adjustment
+    assert sorted(first) == [f"run-2/I{n}" for n in range(5)] and set(first.values()) == set(records)
+    assert first["run-2/I0"] == first["run-2/I1"] != first["run-2/I2"] == first["run-2/I3"] != first["run-2/I4"]
     assert netsuite.post_adjustments(batch) == first        # the same call again: found by externalId
     assert len(adjustments(url)) == 3
     assert netsuite.quantities([f"I{n}" for n in range(5)]) == {f"I{n}": 11 for n in range(5)}
-    assert netsuite.post_adjustments([adjust("I0", "11", "11", "run-3/I0")]) == ""
+    assert netsuite.post_adjustments([adjust("I0", "11", "11", "run-3/I0")]) == {}
 
 
 def test_errors_are_mapped_clearly(url: str) -> None:

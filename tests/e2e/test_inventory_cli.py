@@ -4,7 +4,11 @@ and ``inventory report`` print per-run results. In-process through Typer's ``Cli
 
 from __future__ import annotations
 
+import os
 import re
+import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +20,9 @@ from click.testing import Result
 from typer.testing import CliRunner
 
 from primebridge.entrypoints.cli import app
+from primebridge.runtime import migrate
+from primebridge.runtime.db import Database
+from primebridge.runtime.inventory_store import InventoryStore
 from primebridge.sandbox.profile import sandbox_config
 from tests.e2e import harness
 from tests.e2e.harness import Sandboxes
@@ -112,3 +119,40 @@ def test_sync_and_report_print_per_sku_and_oms_counts(fresh: Sandboxes, spapi: S
     assert report.exit_code == 0, report.output
     assert re.search(r"SKU-A\s+│\s+MAT-A\s+│\s+9\s+│\s+2\s+│\s+increase", report.output)
     assert "neither in the mapping table for sap" in report.output
+
+
+def test_runs_shows_a_killed_run_as_interrupted_with_the_resume_hint(fresh: Sandboxes, spapi: SpApi,
+                                                                   tmp_path: Path) -> None:
+    """A SIGKILLed run cannot write its own end: the store still says ``running``. ``inventory runs``
+    tells it from a live one by the lease the live one keeps renewing."""
+    config = write_config(tmp_path, fresh, spapi, **{"inventory.oms": ["sap"], "inventory.use_products": False,
+                                                     "inventory.sku_map": {"sap": {"SKU-A": "MAT-A"}}})
+    db = Database(f"sqlite:///{tmp_path / 'inv.db'}")
+    migrate.upgrade(db)
+    store = InventoryStore(db)
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    dead = f"{socket.gethostname()}:{gone.pid}:deadbeef"  # as a killed CLI leaves it: lease not yet expired
+    assert store.acquire(dead, 600)
+    run = store.start_run(["sap"], "cli")
+    assert store.renew(dead, 600, run.id)
+    status = re.compile(rf"│\s+{run.id}\s+│\s+sap\s+│\s+cli\s+│\s+(\w+)\s+│")
+    try:
+        listed = pb(config, "inventory", "runs")
+        assert listed.exit_code == 0, listed.output
+        assert status.findall(listed.output) == ["interrupted"]
+        assert f"run {run.id} stopped interrupted; continue it with inventory sync --full --resume" in listed.output
+        report = pb(config, "inventory", "report")
+        assert f"run {run.id} (sap, cli) interrupted" in report.output and "--resume" in report.output
+
+        alive = f"{socket.gethostname()}:{os.getpid()}:alive123"  # a live holder renewing its lease
+        assert store.take_over(dead, alive, 600) and store.renew(alive, 600, run.id)
+        listed = pb(config, "inventory", "runs")
+        assert status.findall(listed.output) == ["running"] and "--resume" not in listed.output
+
+        assert store.take_over(alive, "another-host:4242:0123abcd", -1)  # a holder elsewhere, lease expired
+        assert status.findall(pb(config, "inventory", "runs").output) == ["interrupted"]
+        stored = store.get_run(run.id)
+        assert stored is not None and stored.status == "running"  # only what is shown changed
+    finally:
+        db.dispose()

@@ -79,7 +79,7 @@ class FakeLedger:
             self.reads.append(list(oms_items))
             return {item: self.stock.get(item) for item in oms_items}
 
-    def post_adjustments(self, adjustments: list[StockAdjustment], *, unposted: bool = False) -> str:
+    def post_adjustments(self, adjustments: list[StockAdjustment], *, unposted: bool = False) -> dict[str, str]:
         if unposted:
             # The caller's promise that no reference was sent before: a broken promise would be a
             # double adjustment in an OMS that does not look up (the ledgers skip it then).
@@ -97,14 +97,13 @@ class FakeLedger:
                 if bad:
                     raise Rejected(f"item {bad[0]} is blocked for movements")
                 new = [a for a in adjustments if a.reference not in self.by_reference]
-                if not new:
-                    return self.by_reference[adjustments[0].reference]
-                doc = Document(str(next(self._ids)), new)
-                self.documents.append(doc)
-                for a in new:
-                    self.stock[a.oms_item] = self.stock.get(a.oms_item, Decimal(0)) + a.delta
-                    self.by_reference[a.reference] = doc.id
-                return doc.id
+                if new:
+                    doc = Document(str(next(self._ids)), new)
+                    self.documents.append(doc)
+                    for a in new:
+                        self.stock[a.oms_item] = self.stock.get(a.oms_item, Decimal(0)) + a.delta
+                        self.by_reference[a.reference] = doc.id
+                return {a.reference: self.by_reference[a.reference] for a in adjustments if a.delta != 0}
         finally:
             with self._lock:
                 self.active -= 1

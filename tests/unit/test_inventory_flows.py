@@ -141,6 +141,33 @@ def test_a_killed_run_resumed_makes_no_double_adjustment(store: InventoryStore, 
         flow.run(resume=True)
 
 
+def test_a_resumed_run_counts_each_sku_once_when_pages_are_scanned_twice(store: InventoryStore,
+                                                                         tmp_path: Path) -> None:
+    """SKUs that appear before the cursor while the run is down push already-scanned ones past it (the
+    resume skips by position), so the resume scans those again. The counts come from one row per SKU
+    and OMS; an in-memory counter carried over the kill counted them twice (28 scanned, 27 equal)."""
+    cat = [InventorySummary(f"S{i:03}", 5) for i in range(24)]
+    table = SkuMapping({"*": {f"{p}{i:03}": f"I-{p}{i:03}" for p in "SA" for i in range(24)}})
+    held = {f"I-S{i:03}": 5 for i in range(24)} | {"I-S010": 0} | {f"I-A{i:03}": 5 for i in range(4)}
+    ledgers = {"sap": FakeLedger("sap", held)}
+    source = FakeSource(cat, page_size=2, stop_after_pages=8)
+    flow = FullReconciliation(source, ledgers, SkuResolver(table, None), store, parallel=1,
+                              report_dir=tmp_path, retry=FAST)
+    with pytest.raises(KeyboardInterrupt):
+        flow.run()
+    killed = store.unfinished_run()
+    assert killed is not None and killed.cursor_position >= 4  # with one worker, at most 2 pages in flight
+    source.stop_after_pages = None
+    source.catalogue = [InventorySummary(f"A{i:03}", 5) for i in range(4)] + cat  # 4 new SKUs in front
+    done = flow.run(resume=True)
+    c = done.counters
+    # the 4 new SKUs sit in the skipped positions (the next run sees them); each of the 24 counts once
+    assert (c.scanned, c.equal, c.differences, c.posted) == (24, 23, 1, 1)
+    assert ledgers["sap"].adjusted_items() == ["I-S010"]
+    assert [(r.seller_sku, r.action) for r in store.drift_rows(done.id)] == [("S010", "increase")]
+    assert store.tally(done.id).equal == 0  # the equal rows served the count and are gone
+
+
 def test_a_killed_run_rerun_from_scratch_makes_no_double_adjustment(store: InventoryStore, tmp_path: Path) -> None:
     flow, source, ledgers = make(store, tmp_path, source=FakeSource(catalogue(), page_size=2, stop_after_pages=2))
     with pytest.raises(KeyboardInterrupt):
@@ -404,19 +431,51 @@ def test_an_unreadable_oms_fails_only_the_skus_that_needed_its_stock(store: Inve
 
 
 class _TwoDocumentLedger(FakeLedger):
-    """SAP's way: increases and decreases in separate documents, both ids returned comma-separated."""
+    """SAP's way: increases and decreases of one call in separate documents."""
 
-    def post_adjustments(self, adjustments: list[StockAdjustment], *, unposted: bool = False) -> str:
-        first = super().post_adjustments(adjustments, unposted=unposted)
-        return f"{first}/2026,{first}X/2026"
+    def post_adjustments(self, adjustments: list[StockAdjustment], *, unposted: bool = False) -> dict[str, str]:
+        documents: dict[str, str] = {}
+        for increase in (True, False):
+            batch = [a for a in adjustments if (a.delta > 0) == increase]
+            if batch:
+                documents.update(super().post_adjustments(batch, unposted=unposted))
+        return documents
 
 
-def test_documents_are_counted_one_by_one_when_a_post_returns_several(store: InventoryStore,
-                                                                      tmp_path: Path) -> None:
-    flow, _, _ = make(store, tmp_path, source=FakeSource(catalogue(), page_size=7),
-                      ledgers={"sap": _TwoDocumentLedger("sap", stock())})
+def test_each_row_names_the_document_that_holds_its_adjustment(store: InventoryStore, tmp_path: Path) -> None:
+    """One page, one call, two documents: the drift report names, per SKU, the one its item is in
+    (it used to list both on every row), and the documents are counted once each."""
+    ledger = _TwoDocumentLedger("sap", stock())
+    flow, _, _ = make(store, tmp_path, source=FakeSource(catalogue(), page_size=7), ledgers={"sap": ledger})
     run = flow.run()
     assert run.counters.posted == 2 and run.counters.documents == 2
+    increase, decrease = ledger.documents
+    assert [line.oms_item for line in increase.lines] == ["I-HI"] and [line.oms_item for line in decrease.lines] == \
+        ["I-LO"]
+    rows = {r.seller_sku: r for r in store.drift_rows(run.id)}
+    assert rows["HIGHER"].document == increase.id and rows["LOWER"].document == decrease.id
+    readings = store.readings("sap", ["HIGHER", "LOWER"])
+    assert readings["HIGHER"].document == increase.id and readings["LOWER"].document == decrease.id
+
+
+class _SilentLedger(FakeLedger):
+    """Posts, but leaves a reference out of its answer (a broken adapter)."""
+
+    def post_adjustments(self, adjustments: list[StockAdjustment], *, unposted: bool = False) -> dict[str, str]:
+        posted = super().post_adjustments(adjustments, unposted=unposted)
+        return {ref: doc for ref, doc in posted.items() if ref != adjustments[0].reference}
+
+
+def test_a_reference_the_ledger_does_not_answer_for_is_reported_failed(store: InventoryStore,
+                                                                       tmp_path: Path) -> None:
+    flow, _, _ = make(store, tmp_path, source=FakeSource(catalogue(), page_size=7),
+                      ledgers={"sap": _SilentLedger("sap", stock())})
+    run = flow.run()
+    rows = {r.seller_sku: r for r in store.drift_rows(run.id) if r.action in ("increase", "decrease", "failed")}
+    assert sorted((r.action, r.status) for r in rows.values()) == [("decrease", "posted"), ("failed", "failed")]
+    failed = rows["HIGHER"]  # the page's first adjustment, the one left out
+    assert failed.action == "failed" and failed.document is None and "returned no document" in (failed.reason or "")
+    assert run.counters.posted == 1 and run.counters.failed == 1
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="zombie detection reads /proc (Linux)")

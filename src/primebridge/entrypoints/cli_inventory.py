@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -14,6 +14,11 @@ from rich.progress import SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Column, Table
 
 from primebridge.domain.errors import PrimebridgeError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from primebridge.runtime.inventory_store import InventoryStore
 
 inventory_app = typer.Typer(help="Inventory from Amazon into the OMS: sync, reports.", no_args_is_help=True)
 
@@ -33,6 +38,16 @@ def _inventory(config: Path | None):  # type: ignore[no-untyped-def]
 
 def _when(value: float | None) -> str:
     return datetime.fromtimestamp(value, UTC).strftime("%Y-%m-%d %H:%M:%S") if value else ""
+
+
+def _resume_hint(console: Console, store: InventoryStore) -> None:
+    """How to continue the run that ``--resume`` would pick up, unless it is still running."""
+    from primebridge.flows.amazon_to_oms.inventory_reconciliation import shown_status
+
+    unfinished = store.unfinished_run()
+    if unfinished is not None and (status := shown_status(store, unfinished)) != "running":
+        console.print(f"[yellow]run {unfinished.id} stopped {status}; continue it with "
+                      "inventory sync --full --resume (or start over with inventory sync --full)[/yellow]")
 
 
 @inventory_app.command("sync")
@@ -97,10 +112,7 @@ def sync(
         raise typer.Exit(0 if c.failed == 0 else 1)
     except PrimebridgeError as exc:
         console.print(f"[red]{escape(str(exc))}[/red]")
-        unfinished = inventory.store.unfinished_run()
-        if unfinished is not None and unfinished.status != "running":
-            console.print(f"[yellow]run {unfinished.id} stopped {unfinished.status}; continue it with "
-                          "inventory sync --full --resume (or start over with inventory sync --full)[/yellow]")
+        _resume_hint(console, inventory.store)
         raise typer.Exit(1) from None
     finally:
         service.close()
@@ -115,7 +127,7 @@ def report(
     limit: Annotated[int, typer.Option(help="Rows to print (the CSV/JSON files hold all).")] = 100,
 ) -> None:
     """Show a run's drift report: every SKU that was not equal, with the action and document."""
-    from primebridge.flows.amazon_to_oms.inventory_reconciliation import iter_report, report_paths
+    from primebridge.flows.amazon_to_oms.inventory_reconciliation import iter_report, report_paths, shown_status
 
     service, console = _inventory(config)
     store = service.inventory.store
@@ -126,7 +138,8 @@ def report(
             raise typer.Exit(1)
         run = runs[0]
         c = run.counters
-        console.print(f"[bold]run {run.id}[/bold] ({', '.join(run.oms)}, {run.trigger}) {run.status}; started "
+        status = shown_status(store, run)
+        console.print(f"[bold]run {run.id}[/bold] ({', '.join(run.oms)}, {run.trigger}) {status}; started "
                       f"{_when(run.started_at)}, finished {_when(run.finished_at) or '-'}; {c.scanned} SKUs "
                       f"scanned; per SKU and OMS: {c.equal} equal, {c.differences} differences, {c.posted} adjusted, "
                       f"{c.unmapped} unmapped, {c.unknown} unknown, {c.invalid} invalid, {c.failed} failed"
@@ -151,21 +164,27 @@ def report(
         csv_path, json_path = report_paths(service.inventory.reconciliation.report_dir, run.id)
         if csv_path.exists():
             console.print(f"files: {csv_path}  {json_path}", soft_wrap=True)
+        if status != "done":
+            _resume_hint(console, store)
     finally:
         service.close()
 
 
 @inventory_app.command("runs")
 def runs(config: ConfigOption = None, limit: int = 20) -> None:
-    """List the newest full reconciliation runs."""
+    """List the newest full reconciliation runs (a run whose process died shows as interrupted)."""
+    from primebridge.flows.amazon_to_oms.inventory_reconciliation import shown_status
+
     service, console = _inventory(config)
+    store = service.inventory.store
     try:
         table = Table("run", "OMS", "trigger", "status", "started", "finished", "scanned", "adjusted", "problems")
-        for run in service.inventory.store.runs(limit):
+        for run in store.runs(limit):
             c = run.counters
-            table.add_row(str(run.id), ", ".join(run.oms), run.trigger, run.status, _when(run.started_at),
-                          _when(run.finished_at), str(c.scanned), str(c.posted),
+            table.add_row(str(run.id), ", ".join(run.oms), run.trigger, shown_status(store, run),
+                          _when(run.started_at), _when(run.finished_at), str(c.scanned), str(c.posted),
                           str(c.unmapped + c.unknown + c.invalid + c.failed))
         console.print(table)
+        _resume_hint(console, store)
     finally:
         service.close()

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, distinct, func, insert, select, update
+from sqlalchemy import Connection, delete, distinct, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -27,6 +27,11 @@ from primebridge.runtime.tables import InventoryDrift, InventoryLock, InventoryR
 
 RUNNING, DONE, FAILED, INTERRUPTED = "running", "done", "failed", "interrupted"
 PENDING, POSTED, REPORTED, ROW_FAILED = "pending", "posted", "reported", "failed"
+# Rows of action "none": the SKU was seen by the run, equal, or left alone for a newer real-time
+# reading. Not part of the report; they exist so a resumed run counts a SKU it scans twice once,
+# and are deleted when the run finishes (its counters keep the numbers).
+EQUAL, SKIPPED = "equal", "skipped"
+SEEN = "none"
 LOCK_NAME = "full"
 
 
@@ -169,6 +174,11 @@ class InventoryStore:
     def start_run(self, oms: list[str], trigger: str) -> RunInfo:
         now = time.time()
         with self.db.transaction() as session:
+            # A new run makes every unfinished one unresumable (only the newest run resumes): drop
+            # their seen-rows, which only a resume would have counted.
+            session.execute(delete(InventoryDrift).where(
+                InventoryDrift.run_id.in_(select(InventoryRun.id).where(InventoryRun.status != DONE)),
+                InventoryDrift.action == SEEN))
             row = InventoryRun(oms=",".join(oms), trigger=trigger, status=RUNNING, started_at=now, heartbeat_at=now,
                                cursor_position=0, counters=json.dumps(Counters().as_dict()))
             session.add(row)
@@ -213,78 +223,108 @@ class InventoryStore:
                 heartbeat_at=time.time()))
 
     def finish_run(self, run_id: int, status: str, counters: Counters, error: str | None = None) -> None:
+        """A finished (``done``) run loses its seen-rows in the same transaction: its counters,
+        taken from ``tally`` before, hold what they counted."""
         now = time.time()
         with self.db.transaction() as session:
             session.execute(update(InventoryRun).where(InventoryRun.id == run_id).values(
                 status=status, counters=json.dumps(counters.as_dict()), error=error, heartbeat_at=now,
                 finished_at=now if status == DONE else None))
+            if status == DONE:
+                session.execute(delete(InventoryDrift).where(InventoryDrift.run_id == run_id,
+                                                             InventoryDrift.action == SEEN))
 
     # -- drift rows ------------------------------------------------------------------------------
 
-    def record(self, run_id: int, oms: str, decisions: Iterable[Decision], status_for: dict[str, str]) -> set[str]:
-        """Upsert one row per decision that is not NONE. ``status_for`` maps an action to the row
-        status (``pending`` for an adjustment about to be posted, ``reported`` otherwise).
+    def record(self, run_id: int, oms: str, decisions: Iterable[Decision], status_for: dict[str, str], *,
+               skipped: Iterable[str] = ()) -> set[str]:
+        """Upsert one row per decision. ``status_for`` maps an action to the row status (``pending``
+        for an adjustment about to be posted, ``reported`` otherwise). Equal decisions (and the
+        ``skipped`` SKUs, left alone for a newer real-time reading) become seen-rows, which never
+        replace a row that is ``pending`` or ``posted``: a SKU rescanned after its adjustment is
+        equal *because* of it, and its row keeps the document.
 
-        Returns the seller SKUs whose row is new. Their references were never sent to the OMS (a
-        row is written before its document is posted), so their post may skip the OMS's lookup of
-        earlier documents. The insert decides it, under the table's unique key, so two workers
-        that see the same SKU (a scan restarted over a changed catalogue) cannot both think so."""
+        Returns the seller SKUs whose reportable row is new. Their references were never sent to
+        the OMS (a row is written before its document is posted), so their post may skip the OMS's
+        lookup of earlier documents. The insert decides it, under the table's unique key, so two
+        workers that see the same SKU (a scan restarted over a changed catalogue) cannot both think so."""
         now = time.time()
-        rows = [{"run_id": run_id, "oms": oms, "seller_sku": d.seller_sku, "oms_item": d.oms_item,
-                 "amazon_quantity": _qty(d.amazon_quantity), "oms_quantity": _qty(d.oms_quantity),
-                 "action": str(d.action), "status": status_for.get(str(d.action), REPORTED),
-                 "reference": d.adjustment.reference if d.adjustment else None, "document": None,
-                 "reason": d.reason or None, "updated_at": now} for d in decisions]
-        if not rows:
-            return set()
+        rows, seen = [], []
+        for d in decisions:
+            row = {"run_id": run_id, "oms": oms, "seller_sku": d.seller_sku, "oms_item": d.oms_item,
+                   "amazon_quantity": _qty(d.amazon_quantity), "oms_quantity": _qty(d.oms_quantity),
+                   "action": str(d.action), "status": status_for.get(str(d.action), REPORTED),
+                   "reference": d.adjustment.reference if d.adjustment else None, "document": None,
+                   "reason": d.reason or None, "updated_at": now}
+            if row["action"] == SEEN:
+                row["status"] = EQUAL
+                seen.append(row)
+            else:
+                rows.append(row)
+        seen += [{"run_id": run_id, "oms": oms, "seller_sku": sku, "oms_item": None, "amazon_quantity": None,
+                  "oms_quantity": None, "action": SEEN, "status": SKIPPED, "reference": None, "document": None,
+                  "reason": None, "updated_at": now} for sku in skipped]
         key = ["run_id", "oms", "seller_sku"]
+        columns = ("oms_item", "amazon_quantity", "oms_quantity", "action", "status", "reference", "document",
+                   "reason", "updated_at")
         create = self._insert(InventoryDrift).on_conflict_do_nothing(index_elements=key) \
             .returning(InventoryDrift.seller_sku)
         statement = self._insert(InventoryDrift)
         statement = statement.on_conflict_do_update(
-            index_elements=key,
-            set_={name: statement.excluded[name] for name in
-                  ("oms_item", "amazon_quantity", "oms_quantity", "action", "status", "reference", "document",
-                   "reason", "updated_at")})
+            index_elements=key, set_={name: statement.excluded[name] for name in columns})
+        see = self._insert(InventoryDrift)
+        see = see.on_conflict_do_update(index_elements=key, set_={name: see.excluded[name] for name in columns},
+                                        where=(InventoryDrift.status != PENDING) & (InventoryDrift.status != POSTED))
+        created: set[str] = set()
+        if not rows and not seen:
+            return created
         with self.db.statements() as connection:
-            created = set(connection.execute(create, rows).scalars())
-            rest = [row for row in rows if row["seller_sku"] not in created]
-            if rest:
-                connection.execute(statement, rest)
+            if rows:
+                created = set(connection.execute(create, rows).scalars())
+                rest = [row for row in rows if row["seller_sku"] not in created]
+                if rest:
+                    connection.execute(statement, rest)
+            if seen:
+                connection.execute(see, seen)
         return created
 
-    def settle(self, run_id: int, oms: str, skus: list[str], *, status: str, document: str | None = None,
+    def settle(self, run_id: int, oms: str, skus: list[str], *, status: str, documents: dict[str, str] | None = None,
                action: str | None = None, reason: str | None = None, readings: list[Reading] | None = None) -> None:
-        """Set the rows' outcome, and save ``readings`` (what a posted document applied) in the same
-        transaction: one commit per document instead of two."""
-        values: dict[str, Any] = {"status": status, "document": document, "updated_at": time.time()}
-        if action is not None:
-            values["action"] = action
-        if reason is not None:
-            values["reason"] = reason
+        """Set the rows' outcome, each row with its own document (``documents``: seller SKU → the
+        OMS document that holds its adjustment; none for the others), and save ``readings`` (what a
+        posted document applied) in the same transaction: one commit per post instead of two."""
+        by_document: dict[str | None, list[str]] = {}
+        for sku in skus:
+            by_document.setdefault((documents or {}).get(sku), []).append(sku)
+        now = time.time()
         with self.db.statements() as connection:
-            for start in range(0, len(skus), 500):
-                connection.execute(update(InventoryDrift).where(
-                    InventoryDrift.run_id == run_id, InventoryDrift.oms == oms,
-                    InventoryDrift.seller_sku.in_(skus[start:start + 500])).values(**values))
+            for document, group in by_document.items():
+                values: dict[str, Any] = {"status": status, "document": document, "updated_at": now}
+                if action is not None:
+                    values["action"] = action
+                if reason is not None:
+                    values["reason"] = reason
+                for start in range(0, len(group), 500):
+                    connection.execute(update(InventoryDrift).where(
+                        InventoryDrift.run_id == run_id, InventoryDrift.oms == oms,
+                        InventoryDrift.seller_sku.in_(group[start:start + 500])).values(**values))
             if readings:
                 self._save_readings(connection, readings)
 
     def tally(self, run_id: int) -> Counters:
-        """The run's outcome counted from its drift rows: exact even when pages were processed twice
-        (before a kill and again after the resume)."""
+        """The run's outcome counted from its rows, one per SKU and OMS: exact even when pages were
+        processed twice (before a kill and again after the resume, or over a catalogue that shifted)."""
         counts = Counters()
-        with self.db.transaction() as session:
-            rows = session.execute(select(InventoryDrift.action, InventoryDrift.status, func.count(),
-                                          func.count(distinct(InventoryDrift.document)))
-                                   .where(InventoryDrift.run_id == run_id)
-                                   .group_by(InventoryDrift.action, InventoryDrift.status)).all()
-            # A row's document may name several OMS documents (SAP posts increases and decreases
-            # separately: "4900000001/2026,4900000002/2026"), so count the ids, not the strings.
-            documents = len({part for value in session.scalars(select(InventoryDrift.document).distinct().where(
-                InventoryDrift.run_id == run_id, InventoryDrift.status == POSTED)) if value
-                for part in value.split(",") if part})
-        for action, status, count, _ in rows:
+        t = InventoryDrift.__table__.c
+        with self.db.statements() as connection:
+            rows = connection.execute(select(t.action, t.status, func.count()).where(t.run_id == run_id)
+                                      .group_by(t.action, t.status)).all()
+            counts.scanned = int(connection.scalar(select(func.count(distinct(t.seller_sku)))
+                                                   .where(t.run_id == run_id)) or 0)
+            # One document id per row (the document that holds that row's adjustment).
+            counts.documents = int(connection.scalar(select(func.count(distinct(t.document))).where(
+                t.run_id == run_id, t.status == POSTED)) or 0)
+        for action, status, count in rows:
             if action in ("increase", "decrease"):
                 counts.differences += count
                 if status == POSTED:
@@ -293,7 +333,11 @@ class InventoryStore:
                 counts.failed += count
             elif action in ("unmapped", "unknown", "invalid"):
                 setattr(counts, action, getattr(counts, action) + count)
-        counts.documents = int(documents)
+            elif action == SEEN:
+                if status == EQUAL:
+                    counts.equal += count
+                elif status == SKIPPED:
+                    counts.skipped += count
         return counts
 
     def pending(self, run_id: int) -> list[DriftRow]:
@@ -319,7 +363,7 @@ class InventoryStore:
         last = 0
         while True:
             with self.db.statements() as connection:
-                rows = connection.execute(select(*columns).where(t.run_id == run_id, t.id > last)
+                rows = connection.execute(select(*columns).where(t.run_id == run_id, t.id > last, t.action != SEEN)
                                           .order_by(t.id).limit(batch)).all()
             if rows:
                 last = rows[-1][0]

@@ -158,12 +158,13 @@ class NetSuiteInventoryLedger:
 
     # -- posting -----------------------------------------------------------------------------------
 
-    def post_adjustments(self, adjustments: list[StockAdjustment], *, unposted: bool = False) -> str:
-        """One adjustment record per ``lines_per_document`` adjustments; their ids, comma-separated.
-        ``unposted`` (the caller knows no reference was ever sent) skips the ``externalId`` lookup."""
+    def post_adjustments(self, adjustments: list[StockAdjustment], *, unposted: bool = False) -> dict[str, str]:
+        """One adjustment record per ``lines_per_document`` adjustments; returns ``{reference: record
+        id}`` (every reference of a record maps to it, whether posted now or found by its
+        ``externalId``). ``unposted`` (the caller knows no reference was ever sent) skips the lookup."""
         todo = [adj for adj in adjustments if adj.delta != 0]
         if not todo:
-            return ""
+            return {}
         if len({adj.reference for adj in todo}) != len(todo):
             raise Rejected("NetSuite inventory adjustment: two adjustments share one reference")
         ids = self._known_ids([adj.oms_item for adj in todo])
@@ -171,9 +172,11 @@ class NetSuiteInventoryLedger:
         if unknown:
             raise Rejected(f"NetSuite has no active item {', '.join(unknown)}; nothing was posted",
                            code="UnknownItem")
-        posted = [self._post(list(group), ids, unposted=unposted)
-                  for group in chunks(todo, self.cfg.lines_per_document)]
-        return ",".join(posted)
+        documents: dict[str, str] = {}
+        for group in chunks(todo, self.cfg.lines_per_document):
+            record_id = self._post(list(group), ids, unposted=unposted)
+            documents.update((adj.reference, record_id) for adj in group)
+        return documents
 
     def _post(self, group: list[StockAdjustment], ids: dict[str, int], *, unposted: bool) -> str:
         cfg = self.cfg

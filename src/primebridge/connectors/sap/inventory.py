@@ -19,8 +19,9 @@ not creatable on their own). Why these fields carry our marks (EDMX of API_MATER
 
 Increases and decreases use different movement types and may need different goods movement codes
 (one per header), so one call can post two documents; a document holds at most
-``items_per_document`` items. Every document id is returned, comma-separated, as
-``<MaterialDocument>/<MaterialDocumentYear>``.
+``items_per_document`` items. The call returns, per adjustment reference, the id of the one document
+that holds it (``<MaterialDocument>/<MaterialDocumentYear>``): the new document it went into, or the
+earlier one its item text was found in.
 """
 
 from __future__ import annotations
@@ -170,10 +171,10 @@ class SapInventoryLedger:
                     found.setdefault(text, f"{row.get('MaterialDocument')}/{row.get('MaterialDocumentYear')}")
         return found
 
-    def post_adjustments(self, adjustments: list[StockAdjustment], *, unposted: bool = False) -> str:
-        """Post what was not posted yet; returns the ids of the documents that hold the adjustments
-        (new ones first, then those found from an earlier run), comma-separated. ``unposted`` (the
-        caller knows no reference was ever sent) skips the lookup of earlier items."""
+    def post_adjustments(self, adjustments: list[StockAdjustment], *, unposted: bool = False) -> dict[str, str]:
+        """Post what was not posted yet; returns ``{reference: document id}``, each reference mapped to
+        the document that holds its item (a new one, or one found from an earlier run). ``unposted``
+        (the caller knows no reference was ever sent) skips the lookup of earlier items."""
         todo: list[tuple[StockAdjustment, str, str]] = []
         for adj in adjustments:
             material = _material(adj.oms_item)
@@ -183,7 +184,7 @@ class SapInventoryLedger:
             if adj.delta != 0:
                 todo.append((adj, material, reference_text(adj.reference)))
         if not todo:
-            return ""
+            return {}
         texts = [text for _, _, text in todo]
         if len(set(texts)) != len(texts):
             raise Rejected("SAP goods movement: two adjustments share one reference")
@@ -192,13 +193,13 @@ class SapInventoryLedger:
         if earlier:
             log.info("sap.inventory.already_posted", count=len(todo) - len(remaining),
                      documents=sorted(set(earlier.values())))
-        new_ids: list[str] = []
+        documents = {adj.reference: earlier[text] for adj, _, text in todo if text in earlier}
         for increase in (True, False):
             batch = [entry for entry in remaining if (entry[0].delta > 0) == increase]
             for group in chunks(batch, self._cfg.items_per_document):
-                new_ids.append(self._post_document(list(group), increase=increase))
-        old_ids = sorted(set(earlier.values()) - set(new_ids))
-        return ",".join(new_ids + old_ids)
+                doc_id = self._post_document(list(group), increase=increase)
+                documents.update((adj.reference, doc_id) for adj, _, _ in group)
+        return documents
 
     def _post_document(self, group: list[tuple[StockAdjustment, str, str]], *, increase: bool) -> str:
         cfg = self._cfg

@@ -137,7 +137,8 @@ class InventoryRealtime:
         document = None
         if decision.adjustment is not None:
             adjustment = decision.adjustment
-            document = self.retry.call(lambda: ledger.post_adjustments([adjustment]), what=f"{oms} adjustment")
+            posted = self.retry.call(lambda: ledger.post_adjustments([adjustment]), what=f"{oms} adjustment")
+            document = posted.get(adjustment.reference)
         if decision.amazon_quantity is not None and decision.oms_item is not None and decision.action in (
                 DriftAction.NONE, DriftAction.INCREASE, DriftAction.DECREASE):
             self.store.save_readings([Reading(oms, summary.seller_sku, decision.oms_item, decision.amazon_quantity,

@@ -7,7 +7,9 @@ How it stays fast, small and safe:
   workers that map its SKUs, read the OMS quantities of just those items and post one adjustment
   document per page and OMS. At most ``2 × parallel`` pages are in flight, so memory does not grow
   with the catalogue, and the scan is never held up by the OMS unless the OMS is slower than Amazon.
-- **Only differences.** Equal items write nothing; every other item becomes a drift-report row.
+- **Only differences.** Equal items post nothing; every other item becomes a drift-report row. Equal
+  ones are still noted in the store (a seen-row, not in the report, dropped when the run finishes), so
+  the run's counts are per SKU and OMS even when a resume scans some pages twice.
 - **Exactly once.** A row is written ``pending`` (with its reference) before its document is posted,
   and ``posted`` with the document after. References are unique per (run, OMS, SKU), and the OMS
   connector does not post a reference twice, so a retried post, a resumed run or a re-posted pending
@@ -52,6 +54,7 @@ from primebridge.runtime.inventory_store import (
     PENDING,
     POSTED,
     ROW_FAILED,
+    RUNNING,
     Counters,
     DriftRow,
     InventoryStore,
@@ -200,11 +203,12 @@ class FullReconciliation:
                 log.warning("inventory.page_failed", run=run.id, oms=oms, items=len(items), reason=read_failed)
         newer = self.store.readings(oms, [s for s, r in resolutions.items() if isinstance(r, Mapped)])
         decisions: list[Decision] = []
+        skipped: list[str] = []
         for summary in page.summaries:
             resolution = resolutions[summary.seller_sku]
             reading = newer.get(summary.seller_sku)
             if reading is not None and reading.read_at > page.fetched_at:
-                delta.skipped += 1  # a real-time update newer than this page was applied meanwhile
+                skipped.append(summary.seller_sku)  # a real-time update newer than this page was applied meanwhile
                 continue
             quantity = quantities.get(resolution.oms_item) if isinstance(resolution, Mapped) else None
             decision = compare(summary, resolution, quantity, oms_known=quantity is not None,
@@ -215,8 +219,10 @@ class FullReconciliation:
             decisions.append(decision)
         decisions = reject_shared(decisions)
         _count(decisions, delta)
-        reportable = [d for d in decisions if d.action is not DriftAction.NONE]
-        created = self.store.record(run.id, oms, reportable, _PENDING_FOR)
+        delta.skipped += len(skipped)
+        # Equal and skipped SKUs are recorded too (as seen-rows, left out of the report), so the
+        # run's final counts come from one row per SKU and OMS however often a page was scanned.
+        created = self.store.record(run.id, oms, decisions, _PENDING_FOR, skipped=skipped)
         adjustments = [d.adjustment for d in decisions if d.adjustment is not None]
         if adjustments:
             unposted = all(a.seller_sku in created for a in adjustments)
@@ -233,12 +239,12 @@ class FullReconciliation:
         ledger = self.ledgers[oms]
         first = [unposted]
 
-        def attempt() -> str:
+        def attempt() -> dict[str, str]:
             fresh, first[0] = first[0], False
             return ledger.post_adjustments(adjustments, unposted=fresh)
 
         try:
-            document = self.retry.call(attempt, what=f"{oms} adjustment")
+            posted = self.retry.call(attempt, what=f"{oms} adjustment")
         except (Rejected, PermanentError) as exc:
             if len(adjustments) > 1:
                 for adjustment in adjustments:
@@ -250,12 +256,16 @@ class FullReconciliation:
             self._failed(run_id, oms, adjustments, f"{oms} adjustment failed after {self.retry.attempts} "
                          f"attempts: {_text(exc)}", delta)
             return
-        skus = [a.seller_sku for a in adjustments]
-        self.store.settle(run_id, oms, skus, status=POSTED, document=document,
+        missing = [a for a in adjustments if a.reference not in posted]
+        if missing:  # a ledger that breaks the port's promise: say so rather than report a row without document
+            self._failed(run_id, oms, missing, f"{oms} returned no document for the adjustment", delta)
+            adjustments = [a for a in adjustments if a.reference in posted]
+        documents = {a.seller_sku: posted[a.reference] for a in adjustments}
+        self.store.settle(run_id, oms, list(documents), status=POSTED, documents=documents,
                           readings=[Reading(oms, a.seller_sku, a.oms_item, a.amazon_quantity, read_at, None,
-                                            f"run:{run_id}", document) for a in adjustments])
+                                            f"run:{run_id}", documents[a.seller_sku]) for a in adjustments])
         delta.posted += len(adjustments)
-        delta.documents += 1
+        delta.documents += len(set(documents.values()))
 
     def _failed(self, run_id: int, oms: str, adjustments: list[StockAdjustment], reason: str,
                 delta: Counters) -> None:
@@ -285,6 +295,20 @@ class FullReconciliation:
                            for r in rows]
             for start in range(0, len(adjustments), 50):
                 self._post(run.id, oms, adjustments[start:start + 50], run.started_at, delta)
+
+
+def shown_status(store: InventoryStore, run: RunInfo, *, now: float | None = None) -> str:
+    """The status to show an operator. A process killed mid-run (SIGKILL, a crash, a lost host)
+    cannot write ``interrupted`` itself, so its run stays ``running`` in the store until a resume; it
+    is shown ``interrupted`` once the lease that a live run keeps renewing is gone: released, expired,
+    held for another run, or held by a process of this host that no longer exists. The stored state
+    is left alone (``--resume`` reads it as it is)."""
+    if run.status != RUNNING:
+        return run.status
+    holder, lease_run, expires_at = store.lock_holder()
+    alive = (holder is not None and expires_at > (time.time() if now is None else now)
+             and lease_run in (None, run.id) and not _dead_here(holder))
+    return RUNNING if alive else INTERRUPTED
 
 
 def _dead_here(holder: str | None) -> bool:
@@ -370,8 +394,11 @@ class _Execution:
         if self.stop.is_set():
             flow.store.finish_run(run.id, INTERRUPTED, self.committed, "stopped")
             return flow.store.get_run(run.id) or run
+        # Every count but ``pages`` from the rows: a SKU scanned twice (pages redone after a resume,
+        # a catalogue that shifted under the cursor) counts once.
         tally = flow.store.tally(run.id)
-        for name in ("differences", "posted", "documents", "unmapped", "unknown", "invalid", "failed"):
+        for name in ("scanned", "equal", "skipped", "differences", "posted", "documents", "unmapped", "unknown",
+                     "invalid", "failed"):
             setattr(self.committed, name, getattr(tally, name))
         flow.store.finish_run(run.id, DONE, self.committed)
         write_reports(flow.store, run.id, flow.report_dir)
