@@ -28,7 +28,7 @@ from primebridge.domain.model import AmazonOrder
 from primebridge.domain.packages import AmazonPackage
 from primebridge.entrypoints.bootstrap import Service
 from primebridge.flows.amazon_to_oms.fulfillment_updates import PACKAGE_EVENTS
-from primebridge.runtime.notify import Notification
+from primebridge.ports import Notification
 from primebridge.sandbox.seed import SandboxSeeder
 
 UPDATE_PACKAGES = """

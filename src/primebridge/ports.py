@@ -11,9 +11,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol
 
 from primebridge.domain.inventory import InventorySummary, StockAdjustment
+from primebridge.domain.inventory_rules import ProductRef
 from primebridge.domain.model import Alias, AmazonOrder, ExecutionState, FulfillmentRequest, SalesOrder
 from primebridge.domain.packages import LineCancellation, Shipment, Tracker
 
@@ -175,3 +176,95 @@ class InventoryLedger(Protocol):
         rows were just created, and this is the first attempt): the ledger may then skip its lookup
         of earlier documents, one OMS call fewer per document."""
         ...
+
+
+# -- Amazon package events: the package alias and what the store keeps per package ----------------
+
+
+class AmazonPackageOrders(AmazonOrders, Protocol):
+    """``AmazonOrders`` plus the one package mutation the flows need."""
+
+    def add_package_alias(self, order_id: str, package_id: str, alias: Alias) -> object:
+        """Add ``alias`` to the package; adding an alias the package already has changes nothing."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class PackageRecord:
+    """What primebridge has done in the OMS for one Amazon package, so a repeated event skips the
+    OMS calls whose effect is already there. The OMS calls are idempotent anyway: the record only
+    saves calls, it is never the reason a call is (not) repeated after a crash."""
+
+    oms: str
+    oms_order_id: str
+    amazon_order_id: str
+    package_id: str
+    document_id: str
+    tracking: str | None = None          # signature of the tracker last recorded on the document
+    delivered_at: str | None = None      # ISO time recorded as delivered
+    failure: str | None = None           # delivery failure recorded (and notified)
+    alias_written: bool = False
+
+    @property
+    def state(self) -> str:
+        if self.failure:
+            return "failed"
+        if self.delivered_at:
+            return "delivered"
+        return "shipped"
+
+
+class PackageStore(Protocol):
+    def oms_order_for(self, amazon_order_id: str) -> tuple[str, str] | None:
+        """``(oms, oms order id)`` of the order link that holds this Amazon order id."""
+        ...
+
+    def get_order_link(self, oms: str, oms_order_id: str) -> OrderLink | None: ...
+
+    def get_package(self, oms: str, oms_order_id: str, package_id: str) -> PackageRecord | None: ...
+
+    def save_package(self, record: PackageRecord) -> None:
+        """Upsert, committed before returning."""
+        ...
+
+    def get_cancellations(self, oms: str, oms_order_id: str) -> dict[str, Decimal] | None:
+        """Cancelled totals per OMS line last applied to the OMS, or ``None`` when none were."""
+        ...
+
+    def save_cancellations(self, oms: str, oms_order_id: str, amazon_order_id: str,
+                           totals: Mapping[str, Decimal]) -> None: ...
+
+    def note(self, operation: str, status: str, detail: str) -> None: ...
+
+
+# -- inventory: the Buy with Prime catalogue ---------------------------------------------------------
+
+
+class ProductDirectory(Protocol):
+    """Buy with Prime products, as far as inventory needs them."""
+
+    def products_for(self, seller_skus: list[str]) -> dict[str, ProductRef]:
+        """The products whose Amazon (seller) SKU is one of these; SKUs without a product are absent."""
+        ...
+
+    def seller_sku_for_item(self, inventory_item_id: str) -> str | None:
+        """The seller SKU of the product whose inventory item this is, or ``None`` when unknown."""
+        ...
+
+
+# -- notifications: failures that need a person ------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Notification:
+    kind: str                      # "dead_letter", "delivery_failure", ...
+    subject: str
+    text: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, "subject": self.subject, "text": self.text, "details": self.details}
+
+
+class Notifier(Protocol):
+    def notify(self, notification: Notification) -> None: ...

@@ -34,7 +34,7 @@ from primebridge.demo_packages import (
     sap_documents,
     subscribe_package_events,
 )
-from primebridge.runtime.notify import Notification
+from primebridge.ports import Notification
 from primebridge.runtime.tables import Job, JobAttempt
 from primebridge.sandbox.profile import sandbox_config
 from tests.e2e.harness import WAIT_SECONDS, Bridge, Sandboxes, wait_for

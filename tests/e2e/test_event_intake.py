@@ -30,8 +30,8 @@ from starlette.routing import Route
 
 from primebridge.domain.errors import PermanentError, Rejected
 from primebridge.domain.events import AmazonEvent
+from primebridge.ports import Notification
 from primebridge.runtime.events import list_events
-from primebridge.runtime.notify import Notification
 from primebridge.runtime.tables import AmazonEventRow, Job, Message
 from primebridge.sandbox.server import ThreadedServer
 from tests.e2e import harness

@@ -5,8 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from decimal import Decimal
 
-from primebridge.flows.amazon_to_oms.packages import PackageRecord
-from primebridge.ports import LinkState, OrderLink
+from primebridge.ports import LinkState, OrderLink, PackageRecord
 from primebridge.runtime.audit import StoreAudit
 from primebridge.runtime.db import Database
 from primebridge.runtime.package_store import SqlPackageStore

@@ -26,9 +26,8 @@ from primebridge.domain.packages import (
     Shipment,
     Tracker,
 )
-from primebridge.flows.amazon_to_oms.packages import OmsShipments, PackageRecord
-from primebridge.ports import LinkState, OrderLink
-from primebridge.runtime.notify import Notification
+from primebridge.flows.amazon_to_oms.packages import OmsShipments
+from primebridge.ports import LinkState, Notification, OrderLink, PackageRecord
 
 T0 = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
 

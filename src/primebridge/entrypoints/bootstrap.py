@@ -21,13 +21,13 @@ from primebridge.flows.amazon_to_oms.cancellations import AmazonCancellations
 from primebridge.flows.amazon_to_oms.fulfillment_updates import PACKAGE_EVENTS, FulfillmentUpdates, PackageEvents
 from primebridge.flows.amazon_to_oms.packages import OmsShipments
 from primebridge.flows.oms_to_amazon.fulfill_with_amazon import FulfillWithAmazon
-from primebridge.ports import AmazonOrders, SalesOrderSystem, ShipmentDocuments
+from primebridge.ports import AmazonOrders, Notifier, SalesOrderSystem, ShipmentDocuments
 from primebridge.runtime import migrate
 from primebridge.runtime.audit import StoreAudit
 from primebridge.runtime.db import Database
 from primebridge.runtime.events import EVENT_JOB, EventDispatcher, EventHandler
 from primebridge.runtime.jobs import ClaimedJob, JobQueue
-from primebridge.runtime.notify import DeadLetterAlerts, LogNotifier, Notifier
+from primebridge.runtime.notify import DeadLetterAlerts, LogNotifier
 from primebridge.runtime.package_store import SqlPackageStore
 from primebridge.runtime.scheduler import Schedule, Scheduler
 from primebridge.runtime.store import SYNC_ORDER, SqlStore

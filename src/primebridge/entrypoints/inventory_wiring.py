@@ -17,10 +17,10 @@ import structlog
 from primebridge.config import Settings
 from primebridge.domain.errors import ConfigError
 from primebridge.domain.inventory_rules import ALL_OMS, SkuMapping
-from primebridge.flows.amazon_to_oms.inventory_mapping import CatalogueDirectory, ProductDirectory, Retry, SkuResolver
+from primebridge.flows.amazon_to_oms.inventory_mapping import CatalogueDirectory, Retry, SkuResolver
 from primebridge.flows.amazon_to_oms.inventory_realtime import INVENTORY_CHANGED, InventoryRealtime
 from primebridge.flows.amazon_to_oms.inventory_reconciliation import FullReconciliation, ReconciliationBusy
-from primebridge.ports import InventoryLedger, InventorySource
+from primebridge.ports import InventoryLedger, InventorySource, ProductDirectory
 from primebridge.runtime.db import Database
 from primebridge.runtime.inventory_store import InventoryStore
 from primebridge.runtime.scheduler import Schedule

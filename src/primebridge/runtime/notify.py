@@ -10,33 +10,18 @@ stays visible in the job table and the event list.
 from __future__ import annotations
 
 import smtplib
-from dataclasses import dataclass, field
 from email.message import EmailMessage
-from typing import Any, Protocol
+from typing import Any
 
 import httpx
 import structlog
 
 from primebridge.config import NotifyConfig
 from primebridge.domain.errors import ConfigError
+from primebridge.ports import Notification, Notifier
 from primebridge.runtime.jobs import ClaimedJob
 
 log = structlog.get_logger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class Notification:
-    kind: str                      # "dead_letter", "delivery_failure", ...
-    subject: str
-    text: str
-    details: dict[str, Any] = field(default_factory=dict)
-
-    def as_json(self) -> dict[str, Any]:
-        return {"kind": self.kind, "subject": self.subject, "text": self.text, "details": self.details}
-
-
-class Notifier(Protocol):
-    def notify(self, notification: Notification) -> None: ...
 
 
 class LogNotifier:

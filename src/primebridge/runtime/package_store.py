@@ -19,8 +19,7 @@ from sqlalchemy import Executable, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from primebridge.flows.amazon_to_oms.packages import PackageRecord
-from primebridge.ports import OrderLink
+from primebridge.ports import OrderLink, PackageRecord
 from primebridge.runtime.store import ORDER, SqlStore
 from primebridge.runtime.tables import Xref
 

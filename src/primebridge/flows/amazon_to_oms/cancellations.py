@@ -18,7 +18,8 @@ from decimal import Decimal
 import structlog
 
 from primebridge.domain.packages import CancellationReason, LineCancellation, PackageState
-from primebridge.flows.amazon_to_oms.packages import OrderContext, PackageStore
+from primebridge.flows.amazon_to_oms.packages import OrderContext
+from primebridge.ports import PackageStore
 
 log = structlog.get_logger(__name__)
 

@@ -23,16 +23,9 @@ from primebridge.domain.events import AmazonEvent
 from primebridge.domain.model import Alias
 from primebridge.domain.packages import AmazonPackage, CancellationReason, PackageState, Shipment, ShipmentLine, Tracker
 from primebridge.flows.amazon_to_oms.cancellations import AmazonCancellations
-from primebridge.flows.amazon_to_oms.packages import (
-    AmazonPackageOrders,
-    OmsShipments,
-    OrderContext,
-    PackageRecord,
-    PackageStore,
-    load_order,
-)
+from primebridge.flows.amazon_to_oms.packages import OmsShipments, OrderContext, load_order
+from primebridge.ports import AmazonPackageOrders, Notification, Notifier, PackageRecord, PackageStore
 from primebridge.runtime import context
-from primebridge.runtime.notify import Notification, Notifier
 
 log = structlog.get_logger(__name__)
 

@@ -1,7 +1,7 @@
 """What both inventory flows share: how a seller SKU finds its OMS item (mapping table first, then
 Buy with Prime's product catalogue), and the in-process retry of one OMS or Amazon call.
 
-The product catalogue is a port of its own (``ProductDirectory``) so the flows never import the
+The product catalogue is a port of its own (``ports.ProductDirectory``) so the flows never import the
 Buy with Prime connector; bootstrap adapts the connector's ``products`` query to it.
 """
 
@@ -10,29 +10,18 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable
-from typing import Protocol, TypeVar
+from typing import TypeVar
 
 import httpx
 import structlog
 
 from primebridge.domain.errors import TransientError
 from primebridge.domain.inventory_rules import ProductRef, Resolution, SkuMapping
+from primebridge.ports import ProductDirectory
 from primebridge.runtime.backoff import retry_delay
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
-
-
-class ProductDirectory(Protocol):
-    """Buy with Prime products, as far as inventory needs them."""
-
-    def products_for(self, seller_skus: list[str]) -> dict[str, ProductRef]:
-        """The products whose Amazon (seller) SKU is one of these; SKUs without a product are absent."""
-        ...
-
-    def seller_sku_for_item(self, inventory_item_id: str) -> str | None:
-        """The seller SKU of the product whose inventory item this is, or ``None`` when unknown."""
-        ...
 
 
 class SkuResolver:

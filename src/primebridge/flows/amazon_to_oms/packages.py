@@ -1,5 +1,5 @@
 """What both Amazon package flows share: which OMS order an Amazon order belongs to, how its lines
-map to OMS lines, and the ports they need beyond ``ports.py``.
+map to OMS lines. Their ports (``AmazonPackageOrders``, ``PackageStore``) are in ``ports.py``.
 
 Buy with Prime events are thin (reference §3.1): a ``PACKAGE_*`` event only names the order and the
 package. Every handler therefore reads the order as Amazon holds it *now* (``OrderContext``) and
@@ -11,73 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal
-from typing import Protocol
 
 from primebridge.domain.errors import PermanentError, TransientError
-from primebridge.domain.model import Alias, AmazonOrder
+from primebridge.domain.model import AmazonOrder
 from primebridge.domain.packages import AmazonPackage
-from primebridge.ports import AmazonOrders, OrderLink, ShipmentDocuments
+from primebridge.ports import AmazonOrders, PackageStore, ShipmentDocuments
 from primebridge.runtime import context
-
-# -- ports (the Amazon package alias, the store's package records) --------------------------------
-
-
-class AmazonPackageOrders(AmazonOrders, Protocol):
-    """``AmazonOrders`` plus the one package mutation the flows need."""
-
-    def add_package_alias(self, order_id: str, package_id: str, alias: Alias) -> object:
-        """Add ``alias`` to the package; adding an alias the package already has changes nothing."""
-        ...
-
-
-@dataclass(frozen=True, slots=True)
-class PackageRecord:
-    """What primebridge has done in the OMS for one Amazon package, so a repeated event skips the
-    OMS calls whose effect is already there. The OMS calls are idempotent anyway: the record only
-    saves calls, it is never the reason a call is (not) repeated after a crash."""
-
-    oms: str
-    oms_order_id: str
-    amazon_order_id: str
-    package_id: str
-    document_id: str
-    tracking: str | None = None          # signature of the tracker last recorded on the document
-    delivered_at: str | None = None      # ISO time recorded as delivered
-    failure: str | None = None           # delivery failure recorded (and notified)
-    alias_written: bool = False
-
-    @property
-    def state(self) -> str:
-        if self.failure:
-            return "failed"
-        if self.delivered_at:
-            return "delivered"
-        return "shipped"
-
-
-class PackageStore(Protocol):
-    def oms_order_for(self, amazon_order_id: str) -> tuple[str, str] | None:
-        """``(oms, oms order id)`` of the order link that holds this Amazon order id."""
-        ...
-
-    def get_order_link(self, oms: str, oms_order_id: str) -> OrderLink | None: ...
-
-    def get_package(self, oms: str, oms_order_id: str, package_id: str) -> PackageRecord | None: ...
-
-    def save_package(self, record: PackageRecord) -> None:
-        """Upsert, committed before returning."""
-        ...
-
-    def get_cancellations(self, oms: str, oms_order_id: str) -> dict[str, Decimal] | None:
-        """Cancelled totals per OMS line last applied to the OMS, or ``None`` when none were."""
-        ...
-
-    def save_cancellations(self, oms: str, oms_order_id: str, amazon_order_id: str,
-                           totals: Mapping[str, Decimal]) -> None: ...
-
-    def note(self, operation: str, status: str, detail: str) -> None: ...
-
 
 # -- one connected OMS as these flows see it --------------------------------------------------------
 
