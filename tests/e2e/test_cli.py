@@ -133,6 +133,7 @@ def test_operator_workflow_sync_list_show_retry_replay_and_audit(config: Path, s
 
 
 def test_config_check_reaches_every_system(config: Path) -> None:
+    assert pb(config, "db", "upgrade").exit_code == 0
     result = pb(config, "config", "check")
 
     assert result.exit_code == 0, result.output
@@ -204,3 +205,13 @@ def test_sandbox_config_prints_a_valid_config_for_the_served_sandboxes() -> None
     assert settings.sap.base_url == "http://127.0.0.1:18202" and settings.netsuite.enabled
     assert str(settings.web.public_url).rstrip("/") == "http://127.0.0.1:18280" and settings.web.port == 18280
     assert settings.events.basic_password is not None and settings.spapi.endpoint == "http://127.0.0.1:8104"
+
+
+def test_config_check_flags_a_schema_behind_without_failing(sandboxes: Sandboxes, tmp_path: Path) -> None:
+    """A store not upgraded yet is worth the operator's attention, not a failure: serve upgrades it."""
+    fresh = write_config(tmp_path / "fresh.toml", sandboxes, tmp_path / "never-upgraded.db")
+    result = pb(fresh, "config", "check")
+
+    assert result.exit_code == 0, result.output
+    assert re.search(r"store\s+│\s+attention", result.output), result.output
+    assert "db upgrade" in result.output

@@ -14,6 +14,10 @@ from primebridge.config import Settings
 from primebridge.domain.model import Alias
 
 
+class Attention(str):
+    """A check's detail that needs the operator's attention without failing the check (exit 0)."""
+
+
 def _store(settings: Settings) -> str:
     from primebridge.runtime import migrate
     from primebridge.runtime.db import Database
@@ -24,7 +28,8 @@ def _store(settings: Settings) -> str:
     finally:
         db.dispose()
     if current != head:
-        return f"reachable; schema at {current}, newest is {head}: run `primebridge db upgrade`"
+        return Attention(f"reachable; schema at {current}, newest is {head}: run `primebridge db upgrade` "
+                         "(serve also upgrades it at start)")
     return f"reachable; schema at {current}"
 
 
@@ -162,7 +167,8 @@ def run_checks(settings: Settings, console: Console) -> bool:
     for name, check in checks:
         started = time.perf_counter()
         try:
-            detail, result = check(settings), "[green]ok[/green]"
+            detail = check(settings)
+            result = "[yellow]attention[/yellow]" if isinstance(detail, Attention) else "[green]ok[/green]"
         except Exception as exc:
             detail, result, ok = f"{type(exc).__name__}: {exc}", "[red]failed[/red]", False
         table.add_row(name, result, detail, f"{(time.perf_counter() - started) * 1000:.0f}")
