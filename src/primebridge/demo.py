@@ -8,6 +8,7 @@ own database, and the exit status says whether all of them happened.
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from collections.abc import Callable
@@ -36,6 +37,12 @@ from primebridge.sandbox.seed import DEFAULT_SKUS, SandboxSeeder
 from primebridge.sandbox.server import ThreadedServer, start_all
 
 DEMO_DIR = Path("var/demo")
+
+
+def cli_name() -> str:
+    """How the user runs primebridge commands: ``./dev`` sets PRIMEBRIDGE_CLI, so the hints the demo
+    prints can be pasted as they are; an installed ``primebridge`` is the default."""
+    return os.environ.get("PRIMEBRIDGE_CLI", "primebridge")
 FULFIL, REJECT, IGNORE = "fulfil", "reject", "ignore"
 SAP_EVENT_TYPE = "sap.s4.beh.salesorder.v1.SalesOrder.{}.v1"
 IDLE_TIMEOUT = 30.0
@@ -333,9 +340,9 @@ def run_demo(console: Console, *, keep: bool = False) -> int:
                 console.print(f"[green bold]all expected outcomes seen[/green bold] for {len(demo.orders)} "
                               "orders "
                               f"in {elapsed:.1f} s. Look around with the operator commands: "
-                              f"primebridge audit {example} -c {config_path} (an order's audit trail), "
-                              f"primebridge events list -c {config_path} (the Amazon events received), "
-                              f"primebridge jobs list -c {config_path}", soft_wrap=True)
+                              f"{cli_name()} audit {example} -c {config_path} (an order's audit trail), "
+                              f"{cli_name()} events list -c {config_path} (the Amazon events received), "
+                              f"{cli_name()} jobs list -c {config_path}", soft_wrap=True)
             if keep:
                 _keep_running(console, service, urls, web.url)
             return 1 if demo.problems else 0

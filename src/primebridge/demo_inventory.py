@@ -76,6 +76,8 @@ class _Oms:
 def run_inventory_demo(console: Console, base_config: dict[str, Any], urls: dict[str, str],
                        http: httpx.Client, directory: Path) -> list[str]:
     """Runs the inventory demo; returns the problems found (empty when every outcome was seen)."""
+    from primebridge.demo import cli_name  # demo.py imports this module: import at call time
+
     problems: list[str] = []
     spapi = urls["spapi"]
     http.post(f"{spapi}/_sandbox/reset").raise_for_status()
@@ -127,7 +129,7 @@ def run_inventory_demo(console: Console, base_config: dict[str, Any], urls: dict
     console.print(f"full reconciliation (run {run.id}): {c.scanned} SKUs scanned; counted per SKU and OMS: "
                   f"{c.posted} adjusted in {c.documents} OMS documents, {c.unmapped} unmapped, {c.unknown} unknown. "
                   f"SKU-1 was set by its INVENTORY_CHANGED event before the run, which then found it equal. "
-                  f"Drift report: primebridge inventory report {run.id} -c {config_path}", soft_wrap=True,
+                  f"Drift report: {cli_name()} inventory report {run.id} -c {config_path}", soft_wrap=True,
                   highlight=False)
     return problems
 
