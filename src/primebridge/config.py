@@ -424,6 +424,7 @@ class EventsConfig(_Section):
     oauth_client_secret: Secret | None = None
     token_signing_secret: Secret | None = None
     token_ttl_seconds: int = Field(900, ge=60, le=86400)
+    secret_reload_seconds: float = Field(30.0, ge=0)
     verify_signature: bool = False
     jwks_url: str = "https://api.buywithprime.amazon.com/jwks.json"
     jwks_cache_seconds: float = Field(3600.0, gt=0)

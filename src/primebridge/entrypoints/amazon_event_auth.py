@@ -59,26 +59,51 @@ def _equal(given: str, expected: str) -> bool:
 
 
 class EventCredentials:
-    """Checks deliveries and issues tokens; secrets are resolved once, when the app is built."""
+    """Checks deliveries and issues tokens. Secrets are resolved at start and re-read every
+    ``events.secret_reload_seconds``, so rotating a ``file:`` secret needs no restart."""
 
-    def __init__(self, cfg: EventsConfig) -> None:
+    def __init__(self, cfg: EventsConfig, *, clock: Any = time.monotonic) -> None:
+        if cfg.basic_password is not None and not cfg.basic_username:
+            raise ConfigError("events.basic_username must be set together with events.basic_password")
+        if cfg.oauth_client_secret is not None and not cfg.oauth_client_id:
+            raise ConfigError("events.oauth_client_id must be set together with events.oauth_client_secret")
+        self.cfg = cfg
         self.ttl = cfg.token_ttl_seconds
-        self.basic: tuple[str, str] | None = None
-        if cfg.basic_password is not None:
-            if not cfg.basic_username:
-                raise ConfigError("events.basic_username must be set together with events.basic_password")
-            self.basic = (cfg.basic_username, cfg.basic_password.reveal())
-        self.client: tuple[str, str] | None = None
-        self._signing_key = b""
+        self._clock = clock
+        self._reload_lock = threading.Lock()
+        self._passed: dict[str, tuple[str, float | None]] = {}
+        self._load()
+
+    def _load(self) -> None:
+        cfg = self.cfg
+        basic = (cfg.basic_username, cfg.basic_password.reveal()) if cfg.basic_password is not None else None
+        client: tuple[str, str] | None = None
+        signing_key = b""
         if cfg.oauth_client_secret is not None:
-            if not cfg.oauth_client_id:
-                raise ConfigError("events.oauth_client_id must be set together with events.oauth_client_secret")
-            self.client = (cfg.oauth_client_id, cfg.oauth_client_secret.reveal())
+            client = (cfg.oauth_client_id, cfg.oauth_client_secret.reveal())
             seed = (cfg.token_signing_secret or cfg.oauth_client_secret).reveal()
             # A derived 256-bit key: full-length for HS256 whatever the secret's length, and a token
             # can never double as the client secret.
-            self._signing_key = hashlib.sha256(b"primebridge events token\0" + seed.encode()).digest()
-        self._passed: dict[str, tuple[str, float | None]] = {}
+            signing_key = hashlib.sha256(b"primebridge events token\0" + seed.encode()).digest()
+        if (basic, client, signing_key) != (getattr(self, "basic", None), getattr(self, "client", None),
+                                            getattr(self, "_signing_key", None)):
+            self.basic, self.client, self._signing_key = basic, client, signing_key
+            self._passed = {}   # a header that passed under the old secrets must be checked again
+        self._loaded_at = self._clock()
+
+    def _maybe_reload(self) -> None:
+        every = self.cfg.secret_reload_seconds
+        if every <= 0 or self._clock() - self._loaded_at < every:
+            return
+        with self._reload_lock:
+            if self._clock() - self._loaded_at < every:
+                return
+            try:
+                self._load()
+            except Exception as exc:
+                # Keep the secrets that worked: a file being rewritten must not lock BwP out.
+                log.warning("events.secret_reload_failed", error=type(exc).__name__)
+                self._loaded_at = self._clock()
 
     @property
     def configured(self) -> bool:
@@ -96,6 +121,7 @@ class EventCredentials:
         grow the cache. Telling a remembered header from a new one by timing reveals nothing: the
         attacker would have to send the right header to hit it.
         """
+        self._maybe_reload()
         remembered = self._passed.get(authorization)
         if remembered is not None:
             principal, expires = remembered
@@ -139,6 +165,7 @@ class EventCredentials:
     # -- token endpoint -------------------------------------------------------------------------------
 
     def issue(self, client_id: str, client_secret: str) -> dict[str, Any]:
+        self._maybe_reload()
         if self.client is None:
             raise Unauthorized("OAuth is not configured (events.oauth_client_id, events.oauth_client_secret)")
         if not (_equal(client_id, self.client[0]) & _equal(client_secret, self.client[1])):
