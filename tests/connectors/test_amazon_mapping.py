@@ -120,6 +120,8 @@ def test_order_from_json() -> None:
     ({"lineItems": None}, "lineItems is not a list"),
     ({"aliases": [{"aliasType": "X"}]}, "lacks aliasType or aliasId"),
     ({"lineItems": [{"id": "l", "amount": {"value": "many"}}]}, "is not a number"),
+    ({"lineItems": [{"id": "l", "amount": {"value": "NaN"}}]}, "'NaN' is not a finite number"),
+    ({"lineItems": [{"id": "l", "amount": {"value": float("inf")}}]}, "inf is not a finite number"),
 ])
 def test_bad_orders_name_the_field(broken: dict, message: str) -> None:
     with pytest.raises(BadResponse, match=message):

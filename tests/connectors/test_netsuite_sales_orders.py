@@ -221,6 +221,14 @@ def test_mapping_rejects_unexpanded_sublists_and_bad_numbers() -> None:
         to_sales_order(bad, currency="USD", fields=NetSuiteFieldsConfig())
 
 
+@pytest.mark.parametrize("quantity", ["NaN", "Infinity", float("inf"), float("nan")])
+def test_mapping_rejects_non_finite_quantities(quantity: Any) -> None:
+    # Python's json accepts NaN/Infinity; they used to pass as Decimals and crash later, unnamed.
+    bad = _record(item={"items": [{"line": 1, "item": {"id": "1"}, "quantity": quantity}]})
+    with pytest.raises(Rejected, match=r"line 1 quantity .* is not a finite number"):
+        to_sales_order(bad, currency="USD", fields=NetSuiteFieldsConfig())
+
+
 def test_ship_to_falls_back_to_attention_and_customer_name() -> None:
     record = {"entity": {"id": "1", "refName": "ACME Corp"},
               "shippingAddress": {"attention": "Receiving", "addr1": "5 Dock Rd", "city": "Reno", "zip": "89501",

@@ -14,8 +14,10 @@ import pytest
 from tests.sandbox import sap_fixtures
 from tests.sandbox.sap_fixtures import SERVICE, Track, sample_order, sap_config, seed
 
+from primebridge.config import SapFieldsConfig
 from primebridge.connectors.http import build_client
 from primebridge.connectors.sap import SapBasicAuth, build_sap_orders
+from primebridge.connectors.sap.mapping import map_order
 from primebridge.connectors.sap.odata import ODataClient
 from primebridge.connectors.sap.values import entity_etag
 from primebridge.domain.errors import PermanentError, Rejected, TransientError
@@ -532,3 +534,10 @@ def test_concurrent_callers_share_one_token_renewal() -> None:
         thread.join(5)
     assert tokens == ["t1"] * 6
     assert len(issued) == 1
+
+
+@pytest.mark.parametrize("stamp", ["/Date(99999999999999999)/", "/Date(999999999999999999999999)/"])
+def test_out_of_range_change_date_is_a_rejection_naming_the_field(stamp: str) -> None:
+    # timedelta overflows with OverflowError, which used to escape the ValueError handling unnamed.
+    with pytest.raises(Rejected, match=r"A_SalesOrder 7: LastChangeDateTime .*out of range"):
+        map_order({"SalesOrder": "7", "LastChangeDateTime": stamp}, SapFieldsConfig())

@@ -204,3 +204,21 @@ def test_build_client_audits_through_the_given_transport() -> None:
     request = json.loads(entry.request)
     assert request["headers"]["x-csrf-token"] == "***" and request["headers"]["cookie"] == "***"
     assert SECRET not in entry.response  # the Set-Cookie of the answer
+
+
+def test_a_password_in_the_url_is_masked() -> None:
+    from primebridge.connectors.http import redact_url
+
+    shown = redact_url(httpx.URL("https://merchant:hunter2@erp.example.com/odata?sap-client=100&token=abc"))
+    assert "hunter2" not in shown and "abc" not in shown
+    assert "merchant" in shown and "sap-client=100" in shown
+
+
+def test_an_audit_store_that_fails_does_not_fail_the_call() -> None:
+    class Broken:
+        def record(self, entry: object) -> None:
+            raise RuntimeError("store is down")
+
+    with _client(_token_endpoint, Broken()) as client:  # type: ignore[arg-type]
+        response = client.post("/token", data={"grant_type": "client_credentials", "client_secret": SECRET})
+    assert response.status_code == 200

@@ -18,8 +18,11 @@ from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlencode
 
 import httpx
+import structlog
 
 from primebridge.runtime import context
+
+log = structlog.get_logger(__name__)
 
 SECRET_HEADERS = frozenset({
     "authorization", "cookie", "set-cookie", "x-csrf-token", "x-api-access-key", "proxy-authorization",
@@ -91,7 +94,10 @@ def redact_headers(headers: httpx.Headers) -> dict[str, str]:
 
 def redact_url(url: httpx.URL) -> str:
     params = [(k, "***" if SECRET_KEY.search(k) else v) for k, v in url.params.multi_items()]
-    return str(url.copy_with(query=urlencode(params).encode() if params else None))
+    url = url.copy_with(query=urlencode(params).encode() if params else None)
+    if url.password:   # credentials written into a configured base URL (https://user:pass@host)
+        url = url.copy_with(username=url.username, password="***")
+    return str(url)
 
 
 OperationNamer = Callable[[httpx.Request], str]
@@ -135,11 +141,14 @@ class AuditedTransport(httpx.BaseTransport):
 
     def _emit(self, request: httpx.Request, status: str, started: float, req: str, resp: str,
               http_status: int | None) -> None:
-        with contextlib.suppress(Exception):
+        # Auditing must never fail the call it records; a lost entry is logged, not silent.
+        try:
             self._sink.record(AuditEntry(
                 system=self._system, operation=self._operation(request), status=status,
                 duration_ms=(time.perf_counter() - started) * 1000, request=req, response=resp,
                 correlation=context.current(), http_status=http_status))
+        except Exception as exc:
+            log.warning("audit.record_failed", system=self._system, error=f"{type(exc).__name__}: {exc}"[:300])
 
     def close(self) -> None:
         self._inner.close()

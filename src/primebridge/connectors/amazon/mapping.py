@@ -225,6 +225,8 @@ def _line(order_id: str, index: int, raw: Any, identifier: ProductIdentifier) ->
             quantity = Decimal(str(amount["value"]))
         except ArithmeticError:
             raise BadResponse(f"BwP {where}: amount.value {amount['value']!r} is not a number") from None
+        if not quantity.is_finite():  # NaN/Infinity would fail later, in a comparison, unnamed
+            raise BadResponse(f"BwP {where}: amount.value {amount['value']!r} is not a finite number")
     product = raw.get("product")
     ident = product.get("identifier") if isinstance(product, dict) else None
     return AmazonLine(line_id=line_id, aliases=aliases_from_json(raw.get("aliases"), where),

@@ -135,7 +135,7 @@ class M2MAuth(httpx.Auth):
             body = response.json()
             value = body["access_token"]
             lifetime = float(body.get("expires_in", 3600))
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise PermanentError(f"NetSuite OAuth 2.0 token response is unreadable: {exc!r}") from exc
         if not isinstance(value, str) or not value:
             raise PermanentError("NetSuite OAuth 2.0 token response has no access_token")

@@ -74,9 +74,12 @@ def decimal(value: Any, order_id: str, what: str) -> Decimal | None:
     if isinstance(value, bool):
         raise _bad(order_id, f"{what} is a boolean, not a number")
     try:
-        return Decimal(str(value))
+        result = Decimal(str(value))
     except InvalidOperation as exc:
         raise _bad(order_id, f"{what} {value!r} is not a number") from exc
+    if not result.is_finite():  # NaN/Infinity parse, then fail later with a bare InvalidOperation
+        raise _bad(order_id, f"{what} {value!r} is not a finite number")
+    return result
 
 
 def parse_datetime(value: Any, order_id: str, what: str) -> datetime | None:

@@ -36,7 +36,10 @@ def parse_datetime(value: object) -> datetime | None:
     if match:
         # The suffix of /Date(ms+0000)/ is an offset in minutes that only says in which zone the
         # value was entered; the milliseconds always count from the UTC epoch, so it is ignored.
-        return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=int(match.group(1)))
+        try:
+            return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=int(match.group(1)))
+        except OverflowError:  # beyond year 9999: a bad value, not a crash without a field name
+            raise ValueError(f"not an OData date (out of range): {value!r}") from None
     literal = _LITERAL_DT.match(text)
     if literal:
         text = literal.group(1)
