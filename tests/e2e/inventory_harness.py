@@ -1,5 +1,6 @@
-"""Shared set-up of the inventory end-to-end tests: the SP-API sandbox next to the other three, and a
-primebridge with inventory enabled for one OMS.
+"""Shared set-up of the inventory end-to-end tests: the SP-API sandbox next to the other three, a
+primebridge with inventory enabled for one OMS, and per OMS the stock read back from its sandbox
+(``oms_stock``), so that tests/e2e/test_inventory.py runs the same cases into SAP and into NetSuite.
 
 The Amazon catalogue is the SP-API sandbox's explicit entries only (generated size 0), so each test
 states every SKU it has; pages are small so a scan has several.
@@ -10,7 +11,8 @@ from __future__ import annotations
 import base64
 import uuid
 from collections.abc import Iterator
-from typing import Any
+from decimal import Decimal
+from typing import Any, Protocol
 
 import httpx
 import pytest
@@ -91,3 +93,86 @@ def inventory_event(item_id: str, *, event_id: str | None = None,
             "eventDescriptor": "INVENTORY_CHANGED", "resources": [f"{BP}/inventory-item/{item_id}"],
             "eventId": event_id, "apiVersion": "2024-11-01", "subscriptionId": "sub-inv",
             "eventTime": event_time, "data": {}}
+
+
+class OmsStock(Protocol):
+    """One OMS's stock at the synced location and the adjustment documents posted there, read back
+    through its sandbox's admin API."""
+
+    oms: str
+    settings: dict[str, Any]  # the OMS's inventory overrides (location / plant and storage location)
+
+    def item(self, sku: str) -> str: ...  # the OMS item a seller SKU of ``MIX`` maps to
+    def set(self, items: dict[str, int]) -> None: ...
+    def quantity(self, item: str) -> Decimal | None: ...
+    def documents(self) -> list[dict[str, Any]]: ...
+    def document_ids(self) -> set[str]: ...  # as the reconciliation report names them
+    def adjusted_items(self) -> list[str]: ...  # one entry per adjusted line, over all documents
+
+
+class SapStock:
+    oms = "sap"
+    PLANT, SLOC = "AMZ1", "0001"
+    settings: dict[str, Any] = {"sap.inventory.plant": PLANT, "sap.inventory.storage_location": SLOC}
+
+    def __init__(self, sandboxes: Sandboxes) -> None:
+        self.http = sandboxes.seeder.http
+        self.url = sandboxes.urls["sap"]
+
+    def item(self, sku: str) -> str:
+        return "M-" + sku.removeprefix("INV-")
+
+    def set(self, items: dict[str, int]) -> None:
+        self.http.post(f"{self.url}/_sandbox/stock", json={"items": [
+            {"material": m, "plant": self.PLANT, "storage_location": self.SLOC, "quantity": q}
+            for m, q in items.items()]}).raise_for_status()
+
+    def quantity(self, item: str) -> Decimal | None:
+        rows = self.http.get(f"{self.url}/_sandbox/stock", params={"material": item, "plant": self.PLANT,
+                                                                  "storage_location": self.SLOC}).json()["rows"]
+        return sum((Decimal(r["MatlWrhsStkQtyInMatlBaseUnit"]) for r in rows), Decimal(0)) if rows else None
+
+    def documents(self) -> list[dict[str, Any]]:
+        return list(self.http.get(f"{self.url}/_sandbox/material-documents").json()["documents"])
+
+    def document_ids(self) -> set[str]:
+        return {f'{d["MaterialDocument"]}/{d["MaterialDocumentYear"]}' for d in self.documents()}
+
+    def adjusted_items(self) -> list[str]:
+        return [item["Material"] for doc in self.documents() for item in doc["items"]]
+
+
+class NetSuiteStock:
+    oms = "netsuite"
+    LOCATION = "7"
+    settings: dict[str, Any] = {"netsuite.inventory.location_id": LOCATION, "netsuite.inventory.account_id": "500"}
+
+    def __init__(self, sandboxes: Sandboxes) -> None:
+        self.http = sandboxes.seeder.http
+        self.url = sandboxes.urls["netsuite"]
+
+    def item(self, sku: str) -> str:
+        return "NS-" + sku.removeprefix("INV-")
+
+    def set(self, items: dict[str, int]) -> None:
+        self.http.post(f"{self.url}/_sandbox/inventory", json={"location": self.LOCATION, "items": [
+            {"item": m, "quantity": q} for m, q in items.items()]}).raise_for_status()
+
+    def quantity(self, item: str) -> Decimal | None:
+        found = self.http.get(f"{self.url}/_sandbox/inventory",
+                              params={"item": item, "location": self.LOCATION}).json()
+        return None if found["quantityOnHand"] is None else Decimal(found["quantityOnHand"])
+
+    def documents(self) -> list[dict[str, Any]]:
+        return list(self.http.get(f"{self.url}/_sandbox/inventory-adjustments").json()["items"])
+
+    def document_ids(self) -> set[str]:
+        return {d["id"] for d in self.documents()}
+
+    def adjusted_items(self) -> list[str]:
+        return [line["item"]["refName"] for doc in self.documents() for line in doc["inventory"]["items"]]
+
+
+def oms_stock(oms: str, sandboxes: Sandboxes) -> OmsStock:
+    stocks: dict[str, type[SapStock] | type[NetSuiteStock]] = {"sap": SapStock, "netsuite": NetSuiteStock}
+    return stocks[oms](sandboxes)

@@ -176,6 +176,7 @@ def test_an_invalid_config_value_exits_2_naming_the_key(sandboxes: Sandboxes, tm
 
 def test_demo_runs_end_to_end_from_a_clean_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PRIMEBRIDGE_CLI", "./dev")   # as `./dev demo` sets it: the hints name ./dev
 
     result = pb(None, "demo")
 
@@ -186,7 +187,8 @@ def test_demo_runs_end_to_end_from_a_clean_directory(tmp_path: Path, monkeypatch
     assert (tmp_path / "var" / "demo" / "primebridge.toml").exists()
     # The commands the demo suggests work as printed: its config file also holds the inventory sections.
     config = Path("var/demo/primebridge.toml")
-    assert f"primebridge inventory report 1 -c {config}" in result.output
+    assert f"./dev inventory report 1 -c {config}" in result.output
+    assert f"./dev audit 4500 -c {config}" in result.output
     report = pb(config, "inventory", "report", "1")
     assert report.exit_code == 0 and "DEMO-MORE" in report.output, report.output
     assert "PACKAGE_DELIVERED" in pb(config, "events", "list").output

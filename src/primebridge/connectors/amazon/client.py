@@ -27,7 +27,7 @@ from primebridge.domain.errors import PermanentError, TransientError
 
 log = structlog.get_logger()
 
-FRAGMENTS = ("orderFields.graphql",)
+FRAGMENTS = ("orderFields.graphql", "productFields.graphql")
 _OPERATION = re.compile(r"\b(query|mutation|subscription)\s+([_A-Za-z][_0-9A-Za-z]*)")
 _SPREAD = re.compile(r"\.\.\.\s*([_A-Za-z][_0-9A-Za-z]*)")
 
