@@ -37,9 +37,10 @@ store_url = harness.store_url
 __all__ = ["spapi"]
 
 # Both OMSs on SQLite; SAP also on PostgreSQL (upserts, RETURNING and the lease on the real store).
-SAP_ALSO_ON_POSTGRES = pytest.mark.parametrize(
+BOTH_OMS_BOTH_STORES = pytest.mark.parametrize(
     ("oms", "store_url"),
-    [("sap", "sqlite"), pytest.param("sap", "postgres", marks=pytest.mark.postgres), ("netsuite", "sqlite")],
+    [(oms, "sqlite") for oms in ("sap", "netsuite")]
+    + [pytest.param(oms, "postgres", marks=pytest.mark.postgres) for oms in ("sap", "netsuite")],
     indirect=True)
 
 
@@ -66,7 +67,7 @@ def setup(oms: str, sandboxes: Sandboxes, spapi: SpApi, store_url: str,
         bridge.close()
 
 
-@SAP_ALSO_ON_POSTGRES
+@BOTH_OMS_BOTH_STORES
 def test_full_reconciliation(setup: tuple[Bridge, OmsStock], tmp_path: Path) -> None:
     bridge, stock = setup
     inventory = bridge.service.inventory
@@ -118,7 +119,7 @@ def test_inventory_changed_event_updates_the_oms(setup: tuple[Bridge, OmsStock],
     assert "stale" in (jobs[1].outcome or "")
 
 
-@SAP_ALSO_ON_POSTGRES
+@BOTH_OMS_BOTH_STORES
 def test_a_killed_run_resumed_posts_no_double_adjustment(oms: str, sandboxes: Sandboxes, spapi: SpApi,
                                                          store_url: str, tmp_path: Path) -> None:
     """The CLI is killed with SIGKILL mid-run; ``--resume`` finishes it, and every item ends at
