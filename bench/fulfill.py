@@ -182,6 +182,9 @@ def seed_orders(seeder: SandboxSeeder, n: int) -> list[tuple[str, str]]:
 
 
 def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile; NaN for no values (a row that measured nothing prints as such)."""
+    if not values:
+        return float("nan")
     ordered = sorted(values)
     index = min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))
     return ordered[index]

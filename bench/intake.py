@@ -59,7 +59,10 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from fulfill import percentile
 from machine import DEFAULT_PG_URL, render
+
+from primebridge.sandbox.server import free_port
 
 HOST = "127.0.0.1"
 EVENT_TYPE = "PACKAGE_DELIVERED"
@@ -210,20 +213,7 @@ async def load(port: int, mode: str, seconds: float, rate: float, connections: i
             "p50_ms": percentile(tally.latencies, 50) * 1000, "p99_ms": percentile(tally.latencies, 99) * 1000}
 
 
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))]
-
-
 # -- orchestration ----------------------------------------------------------------------------------
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
-
 
 class Server:
     """One server child process, stopped (TERM, then KILL) whatever happens."""

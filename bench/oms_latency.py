@@ -74,10 +74,10 @@ def measure_oms_latency(store: str, store_url: str, n: int, rate: float, workdir
     from_ship = [seen[p] - shipped[p] for p in seen]
     from_event = [seen[p] - event_times[p] for p in seen if p in event_times]
     result = {"store": store, "packages": n, "rate": rate, "documents": len(seen),
-              "ship_p50_ms": percentile(from_ship, 50) * 1000 if from_ship else float("nan"),
-              "ship_p99_ms": percentile(from_ship, 99) * 1000 if from_ship else float("nan"),
-              "event_p50_ms": percentile(from_event, 50) * 1000 if from_event else float("nan"),
-              "event_p99_ms": percentile(from_event, 99) * 1000 if from_event else float("nan")}
+              "ship_p50_ms": percentile(from_ship, 50) * 1000,
+              "ship_p99_ms": percentile(from_ship, 99) * 1000,
+              "event_p50_ms": percentile(from_event, 50) * 1000,
+              "event_p99_ms": percentile(from_event, 99) * 1000}
     print(f"  event → OMS  {store:10} {len(seen)}/{n} documents  event→doc p50 {result['event_p50_ms']:.0f} ms"
           f"  p99 {result['event_p99_ms']:.0f} ms  (ship→doc p50 {result['ship_p50_ms']:.0f} ms"
           f"  p99 {result['ship_p99_ms']:.0f} ms)", flush=True)
