@@ -8,6 +8,9 @@ Amazon aliases and stats never leak from one test into the next.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -108,6 +111,10 @@ class Bridge:
     def push_netsuite(self, order_id: str, **kwargs: Any) -> httpx.Response:
         return self.post("/events/netsuite", netsuite_event(order_id, **kwargs))
 
+    def push(self, oms: str, order_id: str) -> httpx.Response:
+        """The OMS's own change event for the order (tests written once for both OMSs)."""
+        return self.push_sap(order_id) if oms == "sap" else self.push_netsuite(order_id)
+
     def run_until_idle(self) -> None:
         self.service.worker(name="e2e").run_until_idle(timeout=WAIT_SECONDS)
 
@@ -148,11 +155,28 @@ class Bridge:
         return [o for o in self.seeder.amazon_orders()
                 if {"aliasType": alias_type, "aliasId": order_id} in (o.get("aliases") or [])]
 
+    def amazon_ids(self, oms: str, order_id: str) -> tuple[str | None, dict[str, str]]:
+        """The Amazon order and line ids as written back into the OMS order."""
+        read_back = self.seeder.sap_amazon_ids if oms == "sap" else self.seeder.netsuite_amazon_ids
+        return read_back(order_id)
+
     def close(self) -> None:
         self.stop_workers()
         self.http.close()
         self.server.stop()
         self.service.close()
+
+
+def assert_fulfilled(bridge: Bridge, oms: str, order_id: str, state: str = "STARTED") -> dict[str, Any]:
+    """Exactly one Amazon order for the OMS order, in ``state``, and its ids written back to the OMS."""
+    amazon = bridge.amazon_orders_for(oms, order_id)
+    assert len(amazon) == 1, f"expected one Amazon order for {oms} order {order_id}, got {len(amazon)}"
+    order = amazon[0]
+    assert order["metadata"]["executionState"] == state
+    header, lines = bridge.amazon_ids(oms, order_id)
+    assert header == order["id"]
+    assert set(lines.values()) == {line["id"] for line in order["lineItems"]}
+    return order
 
 
 def make_bridge(sandboxes: Sandboxes, store_url: str, *, overrides: dict[str, Any] | None = None,
@@ -201,3 +225,28 @@ def bridge(sandboxes: Sandboxes, store_url: str) -> Iterator[Bridge]:
 
 BOTH_STORES = pytest.mark.parametrize(
     "store_url", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True)
+
+
+# -- primebridge in a child process --------------------------------------------------------------------
+
+
+def spawn_serve(config: Path, log: Path, *, role: str = "worker") -> subprocess.Popen[bytes]:
+    """``primebridge serve --role <role>`` as a real process, configured by ``config`` alone: the test
+    run's own ``PRIMEBRIDGE__`` overrides are stripped so they cannot change what the child does.
+    Its output goes to ``log`` (a file, so a chatty child never blocks on a full pipe)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PRIMEBRIDGE__")}
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "primebridge.entrypoints.cli", "serve", "--role", role, "--config", str(config)],
+            stdout=out, stderr=subprocess.STDOUT, env=env, cwd=config.parent)
+
+
+def wait_worker_started(proc: subprocess.Popen[bytes], log: Path, timeout: float = 30.0) -> None:
+    """Until the worker loop runs: kills are timed from there, not from the (slow) interpreter start."""
+    try:
+        wait_for(lambda: b"worker.start" in log.read_bytes() or proc.poll() is not None,
+                 "a worker process to start", timeout=timeout)
+    except AssertionError:
+        proc.kill()
+        raise AssertionError(f"worker did not start within {timeout}s:\n{log.read_text()[-3000:]}") from None
+    assert proc.poll() is None, f"worker exited with {proc.returncode} before starting:\n{log.read_text()[-3000:]}"

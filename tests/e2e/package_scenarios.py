@@ -13,8 +13,6 @@ from __future__ import annotations
 import os
 import random
 import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -37,7 +35,7 @@ from primebridge.demo_packages import (
 from primebridge.ports import Notification
 from primebridge.runtime.tables import Job, JobAttempt
 from primebridge.sandbox.profile import sandbox_config
-from tests.e2e.harness import WAIT_SECONDS, Bridge, Sandboxes, wait_for
+from tests.e2e.harness import WAIT_SECONDS, Bridge, Sandboxes, spawn_serve, wait_worker_started
 
 DELIVERY_KNOBS_DEFAULT = {"delay_ms": 0, "reorder_window_ms": 0, "duplicate_rate": 0, "failure_rate": 0,
                           "concurrency": 1, "seed": None}
@@ -274,20 +272,6 @@ def delivered_before_in_transit_and_exact_duplicates(world: PackageWorld) -> Non
 # -- crash -------------------------------------------------------------------------------------------
 
 
-def _spawn_worker(config: Path, log: Path) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PRIMEBRIDGE__")}
-    with log.open("wb") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "primebridge.entrypoints.cli", "serve", "--role", "worker", "--config",
-             str(config)], stdout=out, stderr=subprocess.STDOUT, env=env, cwd=config.parent)
-
-
-def _wait_started(proc: subprocess.Popen[bytes], log: Path) -> None:
-    wait_for(lambda: b"worker.start" in log.read_bytes() or proc.poll() is not None, "a worker process to start",
-             timeout=30)
-    assert proc.poll() is None, f"worker exited with {proc.returncode}:\n{log.read_text()[-3000:]}"
-
-
 def sigkilled_workers_leave_one_document_per_package(world: PackageWorld, tmp_path: Path, store_url: str,
                                                      *, orders: int = 6, kills: int = 4) -> None:
     """Worker processes are SIGKILLed while they turn package events into OMS documents (the OMS
@@ -325,9 +309,9 @@ def sigkilled_workers_leave_one_document_per_package(world: PackageWorld, tmp_pa
     config_path.write_text(tomli_w.dumps(config))
     for round_no in range(kills):
         log = tmp_path / f"worker-{round_no}.log"
-        proc = _spawn_worker(config_path, log)
+        proc = spawn_serve(config_path, log)
         try:
-            _wait_started(proc, log)
+            wait_worker_started(proc, log)
             time.sleep(rng.uniform(0.3, 0.9))
         finally:
             proc.send_signal(signal.SIGKILL)

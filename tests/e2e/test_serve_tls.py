@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-import os
 import ssl
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -23,6 +20,7 @@ from primebridge.config import settings_from_dict
 from primebridge.domain.errors import ConfigError
 from primebridge.sandbox.profile import sandbox_config
 from primebridge.sandbox.server import free_port
+from tests.e2e.harness import spawn_serve
 
 
 def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
@@ -50,10 +48,8 @@ def test_serve_answers_over_https_with_the_configured_certificate(tmp_path: Path
                               netsuite_url="http://127.0.0.1:9", store_url=f"sqlite:///{tmp_path / 'pb.db'}")
     settings.setdefault("web", {}).update(port=port, tls_certfile=str(cert), tls_keyfile=str(key))
     config.write_text(tomli_w.dumps(settings))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PRIMEBRIDGE__")}
-    proc = subprocess.Popen([sys.executable, "-m", "primebridge.entrypoints.cli", "serve", "--role", "web",
-                             "--config", str(config)], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT)
+    log = tmp_path / "serve.log"
+    proc = spawn_serve(config, log, role="web")
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -64,8 +60,7 @@ def test_serve_answers_over_https_with_the_configured_certificate(tmp_path: Path
             except httpx.TransportError:
                 if proc.poll() is not None or time.monotonic() > deadline:
                     proc.kill()
-                    output = proc.stdout.read().decode() if proc.stdout else ""
-                    raise AssertionError(f"serve did not come up: {output[-2000:]}") from None
+                    raise AssertionError(f"serve did not come up: {log.read_text()[-2000:]}") from None
                 time.sleep(0.2)
         assert answer.status_code == 200 and answer.json()["status"] == "ok"
         with pytest.raises(httpx.TransportError):   # plain HTTP on the same port is not served

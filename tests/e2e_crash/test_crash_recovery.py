@@ -12,8 +12,6 @@ from __future__ import annotations
 import os
 import random
 import signal
-import subprocess
-import sys
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterator
@@ -32,6 +30,7 @@ from primebridge.runtime.tables import AuditRecord, Job, JobAttempt
 from primebridge.sandbox.profile import sandbox_config
 from primebridge.sandbox.seed import DEFAULT_SKUS, SandboxSeeder
 from primebridge.sandbox.server import ThreadedServer, start_all
+from tests.e2e.harness import spawn_serve, wait_worker_started
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
@@ -52,28 +51,6 @@ def sandboxes() -> Iterator[dict[str, ThreadedServer]]:
     yield servers
     for server in servers.values():
         server.stop()
-
-
-def _spawn_worker(config: Path, log: Path) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PRIMEBRIDGE__")}
-    with log.open("wb") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "primebridge.entrypoints.cli", "serve", "--role", "worker",
-             "--config", str(config)],
-            stdout=out, stderr=subprocess.STDOUT, env=env, cwd=config.parent)
-
-
-def _wait_started(proc: subprocess.Popen[bytes], log: Path, timeout: float = 30.0) -> None:
-    """Kills are timed from the moment the worker loop runs, not from the (slow) interpreter start."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if b"worker.start" in log.read_bytes():
-            return
-        if proc.poll() is not None:
-            pytest.fail(f"worker exited with {proc.returncode} before starting:\n{log.read_text()[-3000:]}")
-        time.sleep(0.02)
-    proc.kill()
-    pytest.fail(f"worker did not start within {timeout}s:\n{log.read_text()[-3000:]}")
 
 
 def _running(service: Service) -> int:
@@ -121,8 +98,8 @@ def test_sigkilled_workers_create_every_amazon_order_exactly_once(
     kills, running_at_kill = 0, []
     for round_no in range(KILLS):
         log = tmp_path / f"worker-{round_no}.log"
-        proc = _spawn_worker(config_path, log)
-        _wait_started(proc, log)
+        proc = spawn_serve(config_path, log)
+        wait_worker_started(proc, log)
         time.sleep(rng.uniform(0.1, 0.9))
         running_at_kill.append(_running(service))
         proc.send_signal(signal.SIGKILL)
@@ -143,8 +120,8 @@ def test_sigkilled_workers_create_every_amazon_order_exactly_once(
         service.pull_orders(oms)
     # One last kill that surely leaves jobs "running" under leases that have not expired yet.
     log = tmp_path / "worker-last.log"
-    proc = _spawn_worker(config_path, log)
-    _wait_started(proc, log)
+    proc = spawn_serve(config_path, log)
+    wait_worker_started(proc, log)
     deadline = time.monotonic() + 10
     while _running(service) == 0 and time.monotonic() < deadline:
         time.sleep(0.01)

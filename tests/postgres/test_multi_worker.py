@@ -8,10 +8,8 @@ proves after the fact (no two attempts of one ordering key overlap, job ids neve
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from collections import defaultdict
@@ -35,6 +33,7 @@ from primebridge.runtime.tables import Job, JobAttempt
 from primebridge.sandbox.profile import sandbox_config
 from primebridge.sandbox.seed import DEFAULT_SKUS, SandboxSeeder
 from primebridge.sandbox.server import ThreadedServer, start_all
+from tests.e2e.harness import spawn_serve
 
 pytestmark = [pytest.mark.postgres, pytest.mark.timeout(240)]
 
@@ -56,15 +55,6 @@ def sandboxes() -> Iterator[dict[str, str]]:
     yield urls
     for server in servers.values():
         server.stop()
-
-
-def _spawn_worker(config: Path, log: Path) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PRIMEBRIDGE__")}
-    with log.open("wb") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "primebridge.entrypoints.cli", "serve", "--role", "worker",
-             "--config", str(config)],
-            stdout=out, stderr=subprocess.STDOUT, env=env, cwd=config.parent)
 
 
 def _wait(predicate: Any, timeout: float, what: str, logs: list[Path]) -> None:
@@ -116,7 +106,7 @@ def test_three_workers_share_the_queue_without_duplicates_or_reordering(
                              ordering_key=order_key(oms, order_id), max_attempts=50, coalesce=False)
 
     logs = [tmp_path / f"worker-{n}.log" for n in range(WORKERS)]
-    procs = [_spawn_worker(config_path, log) for log in logs]
+    procs = [spawn_serve(config_path, log) for log in logs]
     try:
         total = 4 * ORDERS_PER_OMS
         _wait(lambda: service.queue.counts().get("done", 0) >= total // 3, 120, "a third of the jobs", logs)
