@@ -34,6 +34,7 @@ from typing import Any
 import structlog
 
 from primebridge.config import NetSuiteInventoryConfig
+from primebridge.connectors.netsuite.fulfillments import json_number
 from primebridge.connectors.netsuite.rest import NetSuiteRest
 from primebridge.connectors.netsuite.suiteql import sql_literal
 from primebridge.domain.errors import ConfigError, PermanentError, Rejected
@@ -55,10 +56,6 @@ def external_id(prefix: str, references: Iterable[str]) -> str:
     """``<prefix><32 hex>``: letters, digits, ``_`` and ``-`` only, as ``eid:`` requires (§2.4)."""
     digest = hashlib.sha256("\n".join(sorted(references)).encode()).hexdigest()[:32]
     return f"{prefix}{digest}"
-
-
-def _number(value: Decimal) -> int | float:
-    return int(value) if value == value.to_integral_value() else float(value)
 
 
 class NetSuiteInventoryLedger:
@@ -189,7 +186,7 @@ class NetSuiteInventoryLedger:
         body: dict[str, Any] = {
             "externalId": eid, "account": {"id": cfg.account_id}, "adjLocation": location, "memo": cfg.memo,
             "inventory": {"items": [{"item": {"id": str(ids[adj.oms_item])}, "location": location,
-                                     "adjustQtyBy": _number(adj.delta), "memo": adj.reference} for adj in group]},
+                                     "adjustQtyBy": json_number(adj.delta), "memo": adj.reference} for adj in group]},
         }
         for key, value in (("subsidiary", cfg.subsidiary_id), ("department", cfg.department_id),
                            ("class", cfg.class_id)):

@@ -75,6 +75,18 @@ def tracking_text(carrier: str | None, number: str | None, url: str | None) -> s
     return "\n".join(line for line in lines if line)
 
 
+def _date_value(current: Any, day: date) -> str | None:
+    """``day`` as an ``Edm.DateTime`` value, or ``None`` when ``current`` already holds that day
+    (an unreadable current value is overwritten)."""
+    try:
+        stored = parse_datetime(current)
+    except ValueError:
+        stored = None
+    if stored is not None and stored.date() == day:
+        return None
+    return format_json_datetime(datetime(day.year, day.month, day.day, tzinfo=UTC), offset=False)
+
+
 def milestone_text(milestone: Milestone) -> str:
     """``DELIVERED | 2025-01-02T10:00:00Z | Seattle, WA, US | Left at door``: code first, then what is known."""
     where = ", ".join(p for p in (milestone.locality, milestone.region, milestone.country) if p)
@@ -131,13 +143,15 @@ class SapShipments:
             tracking = tracking_text(shipment.carrier_code, shipment.tracking_number, shipment.tracking_url)
             if tracking:
                 texts[self._cfg.tracking_text_id] = tracking
-            delivery = self._deliveries.create(lines, texts, shipping_point=self._cfg.shipping_point)
+            created = self._deliveries.create(lines, texts, shipping_point=self._cfg.shipping_point)
             log.info("sap.delivery.created", sales_order=order_id, package_id=shipment.package_id,
-                     delivery=delivery.id, items=len(lines))
+                     delivery=created.id, items=len(lines))
+            # The create answer carries neither the ETag header nor the expanded texts: read it back.
+            delivery = self._read(created.id)
         else:
             log.info("sap.delivery.found", sales_order=order_id, package_id=shipment.package_id,
                      delivery=delivery.id)
-        self._complete(order_id, delivery.id, shipment)
+        self._complete(order_id, delivery, shipment)
         return delivery.id
 
     def _delivery_lines(self, order_id: str, shipment: Shipment) -> list[DeliveryLine]:
@@ -166,24 +180,30 @@ class SapShipments:
             lines.append(DeliveryLine(order_id, item_id, quantity, unit))
         return lines
 
-    def _complete(self, order_id: str, delivery_id: str, shipment: Shipment) -> None:
-        """Everything after the create, each step skipped when SAP already shows it done."""
-        delivery = self._read(delivery_id)
+    def _complete(self, order_id: str, delivery: Delivery, shipment: Shipment) -> None:
+        """Everything after the create, each step skipped when SAP already shows it done. ``delivery``
+        is as just read (by ``_find`` or after the create)."""
         estimated = shipment.estimated_delivery
-        changes = self._tracking_field_change(delivery, shipment.tracking_number)
-        if estimated is not None and self._cfg.delivery_date_target in ("delivery", "both"):
-            changes.update(self._delivery_date_change(delivery, estimated.astimezone(UTC).date()))
-        if changes:
-            self._deliveries.update_header(delivery, changes)
-            delivery = self._read(delivery_id)
+        delivery = self._update_header(delivery, shipment.tracking_number, estimated)
         tracking = tracking_text(shipment.carrier_code, shipment.tracking_number, shipment.tracking_url)
         if tracking:
             self._deliveries.upsert_text(delivery, self._cfg.tracking_text_id, tracking)
         if self._cfg.post_goods_issue and not delivery.goods_issued:
             self._deliveries.post_goods_issue(delivery)
-            log.info("sap.delivery.goods_issue_posted", sales_order=order_id, delivery=delivery_id)
+            log.info("sap.delivery.goods_issue_posted", sales_order=order_id, delivery=delivery.id)
         if estimated is not None and self._cfg.delivery_date_target in ("sales_order", "both"):
             self._set_order_delivery_date(order_id, estimated.astimezone(UTC).date())
+
+    def _update_header(self, delivery: Delivery, tracking_number: str | None,
+                       estimated: datetime | None) -> Delivery:
+        """Tracking field and delivery date on the header where they differ; the delivery as it is after."""
+        changes = self._tracking_field_change(delivery, tracking_number)
+        if estimated is not None and self._cfg.delivery_date_target in ("delivery", "both"):
+            changes.update(self._delivery_date_change(delivery, estimated.astimezone(UTC).date()))
+        if not changes:
+            return delivery
+        self._deliveries.update_header(delivery, changes)
+        return self._read(delivery.id)
 
     def _read(self, delivery_id: str) -> Delivery:
         delivery = self._deliveries.read(delivery_id)
@@ -207,43 +227,26 @@ class SapShipments:
     def _delivery_date_change(delivery: Delivery, day: date) -> dict[str, Any]:
         if delivery.goods_issued:
             return {}
-        try:
-            current = parse_datetime(delivery.header.get("DeliveryDate"))
-        except ValueError:
-            current = None
-        if current is not None and current.date() == day:
-            return {}
-        midnight = datetime(day.year, day.month, day.day, tzinfo=UTC)
-        return {"DeliveryDate": format_json_datetime(midnight, offset=False)}
+        value = _date_value(delivery.header.get("DeliveryDate"), day)
+        return {} if value is None else {"DeliveryDate": value}
 
     def _set_order_delivery_date(self, order_id: str, day: date) -> None:
         path = ORDER_SET + key_predicate(_order_keys(order_id))
         header = self._orders.get_entity(path, select=("SalesOrder", "RequestedDeliveryDate", "LastChangeDateTime"))
         if header is None:
             raise Rejected(f"SAP sales order {order_id} does not exist")
-        try:
-            current = parse_datetime(header.get("RequestedDeliveryDate"))
-        except ValueError:
-            current = None
-        if current is not None and current.date() == day:
+        value = _date_value(header.get("RequestedDeliveryDate"), day)
+        if value is None:
             return
-        midnight = datetime(day.year, day.month, day.day, tzinfo=UTC)
-        self._orders.update(path, {"RequestedDeliveryDate": format_json_datetime(midnight, offset=False)},
-                            etag=entity_etag(header) or "*")
+        self._orders.update(path, {"RequestedDeliveryDate": value}, etag=entity_etag(header) or "*")
         log.info("sap.sales_order.delivery_date_set", sales_order=order_id, date=day.isoformat())
 
     # -- tracking and outcome --------------------------------------------------------------------
 
     def record_tracking(self, oms_order_id: str, document_id: str, tracker: Tracker) -> None:
         _order_keys(oms_order_id)
-        delivery = self._read(document_id)
-        changes = self._tracking_field_change(delivery, tracker.tracking_number)
         estimated = tracker.estimated_delivery_latest or tracker.estimated_delivery_earliest
-        if estimated is not None and self._cfg.delivery_date_target in ("delivery", "both"):
-            changes.update(self._delivery_date_change(delivery, estimated.astimezone(UTC).date()))
-        if changes:
-            self._deliveries.update_header(delivery, changes)
-            delivery = self._read(document_id)
+        delivery = self._update_header(self._read(document_id), tracker.tracking_number, estimated)
         outcome: dict[str, str] = {}
         tracking = tracking_text(tracker.carrier_code, tracker.tracking_number, tracker.tracking_url)
         if tracking:

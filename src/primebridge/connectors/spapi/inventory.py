@@ -154,10 +154,9 @@ class SpApiInventory:
                 if response.status_code == 200:
                     if not isinstance(payload, dict) or not isinstance(payload.get("payload"), dict):
                         raise _unexpected("HTTP 200 without a JSON object holding 'payload'")
-                    if parse_errors(payload):
+                    if errors := parse_errors(payload):
                         # A 200 that also lists errors: the page is still valid; say so in the log.
-                        log.warning("spapi.inventory.errors_on_200",
-                                    errors=[e.describe() for e in parse_errors(payload)])
+                        log.warning("spapi.inventory.errors_on_200", errors=[e.describe() for e in errors])
                     return payload
                 if response.status_code == 403 and not renewed and is_expired_access_token(parse_errors(payload)):
                     renewed = True
