@@ -183,9 +183,6 @@ class SandboxSeeder:
                 lines[str(item["SalesOrderItem"])] = value
         return header, lines
 
-    def sap_stats(self) -> dict[str, Any]:
-        return dict(self._call("GET", f"{self.sap_url}{ADMIN}/stats"))
-
     # -- NetSuite ----------------------------------------------------------------------------------
 
     def netsuite_order(self, *, held: bool = False, prime: bool = False, mixed: bool = False,
@@ -241,9 +238,6 @@ class SandboxSeeder:
                  for row in (record.get("item") or {}).get("items") or []
                  if row.get(NETSUITE_FIELDS.amazon_line_field)}
         return (str(header) if header else None), lines
-
-    def netsuite_stats(self) -> dict[str, Any]:
-        return dict(self._call("GET", f"{self.netsuite_url}{ADMIN}/stats"))
 
 
 def _text(texts: Iterable[dict[str, Any]], text_id: str) -> str | None:

@@ -27,6 +27,7 @@ from primebridge.sandbox.netsuite.errors import NsError, invalid_value, not_foun
 from primebridge.sandbox.netsuite.records import (
     NON_GOODS,
     FieldRules,
+    _clean,
     canonical,
     enum_json,
     href,
@@ -52,10 +53,6 @@ TRANSFORM_LINE_FIELDS = ("orderLine", "itemReceive", "quantity", "location")
 PACKAGE_TEXT = ("packageTrackingNumber", "packageDescr", "packageCartonNumber", "packageTrackingNumberReturn")
 PACKAGE_FIELDS = (*PACKAGE_TEXT, "packageWeight")
 FULFILLABLE_STATUSES = ("B", "D", "E")
-
-
-def _clean(data: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in data.items() if v is not None}
 
 
 def _body(value: Any) -> dict[str, Any]:

@@ -65,7 +65,15 @@ from primebridge.sandbox.sap.service import (
     metadata,
     service_base,
 )
-from primebridge.sandbox.sap.state import DELIVERED, SapStore, _nested, bad, coerce, default_value
+from primebridge.sandbox.sap.state import (
+    DELIVERED,
+    SapStore,
+    _midnight,
+    _nested,
+    bad,
+    coerce,
+    default_value,
+)
 
 DELIVERY_SERVICE_PATH = "/sap/opu/odata/sap/API_OUTBOUND_DELIVERY_SRV;v=0002"
 DEFAULT_DELIVERY_EDMX = edmx("API_OUTBOUND_DELIVERY_SRV_0002")
@@ -73,10 +81,6 @@ FIRST_DELIVERY = 80000000
 GOODS_ISSUE_MOVEMENT = "601"
 ITEM_NAV = DELIVERY_HEADER.navs["to_DeliveryDocumentItem"]
 TEXT_NAV = DELIVERY_HEADER.navs["to_DeliveryDocumentText"]
-
-
-def _midnight(value: datetime) -> datetime:
-    return value.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 def _edm_time(value: datetime) -> str:

@@ -10,14 +10,10 @@ ETag property ``DeliveryVersion``. The text set is not addressable on its own (r
 
 from __future__ import annotations
 
-from primebridge.sandbox.sap.schema import EntityType, Nav, Prop
+from primebridge.sandbox.sap.schema import EntityType, Nav, Prop, _props
 
 NAMESPACE = "API_OUTBOUND_DELIVERY_SRV"
 DT, DEC, BOOL, TIME = "Edm.DateTime", "Edm.Decimal", "Edm.Boolean", "Edm.Time"
-
-
-def _props(*props: Prop) -> dict[str, Prop]:
-    return {p.name: p for p in props}
 
 
 DELIVERY_HEADER = EntityType(

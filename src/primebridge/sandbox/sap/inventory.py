@@ -21,7 +21,7 @@ from typing import Any
 
 from primebridge.connectors.sap.values import parse_datetime
 from primebridge.sandbox.sap.errors import ODataError
-from primebridge.sandbox.sap.schema import EntityType, Prop
+from primebridge.sandbox.sap.schema import EntityType, Prop, _props, _s
 
 STOCK_NAMESPACE = "API_MATERIAL_STOCK_SRV"
 DOCUMENT_NAMESPACE = "API_MATERIAL_DOCUMENT_SRV"
@@ -37,14 +37,6 @@ CODE_MOVEMENTS = {"05": {"501", "502", "561", "562"}, "03": {"201", "202", "551"
                   "06": {"502", "562", "202", "552"}, "07": {"701", "702"}}
 
 DT, DEC, BOOL = "Edm.DateTime", "Edm.Decimal", "Edm.Boolean"
-
-
-def _s(name: str, max_length: int) -> Prop:
-    return Prop(name, max_length=max_length)
-
-
-def _props(*props: Prop) -> dict[str, Prop]:
-    return {p.name: p for p in props}
 
 
 STOCK_ROW = EntityType(

@@ -45,7 +45,7 @@ from primebridge.sandbox.sap.query import (
     sort_rows,
 )
 from primebridge.sandbox.sap.schema import EntityType
-from primebridge.sandbox.sap.serialize import json_date, key_predicate, render_value
+from primebridge.sandbox.sap.serialize import entity_uri, json_date, render_value
 
 STOCK_SERVICE_PATH = "/sap/opu/odata/sap/API_MATERIAL_STOCK_SRV"
 DOCUMENT_SERVICE_PATH = "/sap/opu/odata/sap/API_MATERIAL_DOCUMENT_SRV"
@@ -250,13 +250,9 @@ def _int(params: Any, name: str) -> int | None:
     return int(raw)
 
 
-def _uri(base: str, etype: EntityType, row: Row) -> str:
-    return f"{base}/{etype.set_name}{key_predicate(etype, row)}"
-
-
 def _render(inventory: SapInventory | None, etype: EntityType, row: Row, base: str, select: dict[str, Any],
             expand: dict[str, Any]) -> Row:
-    uri = _uri(base, etype, row)
+    uri = entity_uri(base, etype, row)
     out: Row = {"__metadata": {"id": uri, "uri": uri, "type": etype.qualified_type}}
     every = not select or "*" in select
     for name, prop in etype.props.items():
@@ -280,7 +276,7 @@ def _post_document(request: Request, inventory: SapInventory, raw: bytes, base: 
     row = inventory.header_row(document)
     rendered = _render(inventory, DOCUMENT_HEADER, row, base, {}, {ITEM_NAV: {}})
     return JSONResponse({"d": rendered}, status_code=201,
-                        headers={"Location": _uri(base, DOCUMENT_HEADER, row)})
+                        headers={"Location": entity_uri(base, DOCUMENT_HEADER, row)})
 
 
 # -- admin -------------------------------------------------------------------------------------------
