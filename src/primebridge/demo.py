@@ -38,14 +38,15 @@ from primebridge.sandbox.server import ThreadedServer, start_all
 
 DEMO_DIR = Path("var/demo")
 
+FULFIL, REJECT, IGNORE = "fulfil", "reject", "ignore"
+SAP_EVENT_TYPE = "sap.s4.beh.salesorder.v1.SalesOrder.{}.v1"
+IDLE_TIMEOUT = 30.0
+
 
 def cli_name() -> str:
     """How the user runs primebridge commands: ``./dev`` sets PRIMEBRIDGE_CLI, so the hints the demo
     prints can be pasted as they are; an installed ``primebridge`` is the default."""
     return os.environ.get("PRIMEBRIDGE_CLI", "primebridge")
-FULFIL, REJECT, IGNORE = "fulfil", "reject", "ignore"
-SAP_EVENT_TYPE = "sap.s4.beh.salesorder.v1.SalesOrder.{}.v1"
-IDLE_TIMEOUT = 30.0
 
 
 @dataclass
