@@ -145,7 +145,7 @@ _migrate_lock = threading.Lock()
 
 def build(settings: Settings, *, upgrade_db: bool = True, transports: Transports | None = None,
           extra_oms: dict[str, OmsBinding] | None = None) -> Service:
-    from primebridge.connectors.amazon import build_amazon_orders
+    from primebridge.connectors.amazon import BwpOrders, build_bwp_client
     from primebridge.connectors.netsuite import build_netsuite_orders, build_netsuite_shipments
     from primebridge.connectors.sap import build_sap_orders, build_sap_shipments
 
@@ -158,7 +158,10 @@ def build(settings: Settings, *, upgrade_db: bool = True, transports: Transports
                 _migrated.add(db.url)
     audit = StoreAudit(db)
     store = SqlStore(db, audit, max_attempts=settings.runtime.max_attempts)
-    amazon = build_amazon_orders(settings.amazon, audit=audit, transport=transports.amazon)
+    # One BwP client (one token) for orders and the inventory flows' product reads: same instance,
+    # same credentials, so a second client would only fetch and renew a second token.
+    bwp = build_bwp_client(settings.amazon, audit=audit, transport=transports.amazon)
+    amazon = BwpOrders(bwp, identifier=settings.amazon.product_identifier)
     oms: dict[str, OmsBinding] = {}
     if settings.sap.enabled:
         oms["sap"] = OmsBinding(build_sap_orders(settings.sap, audit=audit, transport=transports.sap),
@@ -175,9 +178,8 @@ def build(settings: Settings, *, upgrade_db: bool = True, transports: Transports
     oms.update(extra_oms or {})
     from primebridge.runtime.notify import build_notifier
 
-    inventory = build_inventory(settings, db, audit=audit, amazon=amazon,
-                                transports={"sap": transports.sap, "netsuite": transports.netsuite,
-                                            "amazon": transports.amazon})
+    inventory = build_inventory(settings, db, audit=audit, bwp=bwp,
+                                transports={"sap": transports.sap, "netsuite": transports.netsuite})
     return Service(settings=settings, db=db, audit=audit, store=store,
                    queue=JobQueue(db, lease_seconds=settings.runtime.lease_seconds), amazon=amazon, oms=oms,
                    notifier=build_notifier(settings.notify), inventory=inventory)

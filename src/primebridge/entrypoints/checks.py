@@ -47,18 +47,11 @@ def _events(settings: Settings) -> str:
     Nothing is called: BwP reaches primebridge, not the other way round. Without credentials every
     delivery is refused with 401, which would otherwise only show as events that never arrive.
     """
+    from primebridge.entrypoints.amazon_event_auth import EventCredentials
+
     events = settings.events
-    kinds = []
-    if events.basic_password is not None:
-        if not events.basic_username:
-            raise ValueError("events.basic_password is set but events.basic_username is empty")
-        events.basic_password.reveal()
-        kinds.append("Basic")
-    if events.oauth_client_secret is not None:
-        if not events.oauth_client_id:
-            raise ValueError("events.oauth_client_secret is set but events.oauth_client_id is empty")
-        events.oauth_client_secret.reveal()
-        kinds.append("OAuth")
+    credentials = EventCredentials(events)   # resolves the secrets and checks their pairing, as serve does
+    kinds = [kind for kind, on in (("Basic", credentials.basic), ("OAuth", credentials.client)) if on is not None]
     if not kinds:
         raise ValueError("neither events.basic_password nor events.oauth_client_secret is set: "
                          "Buy with Prime deliveries to /events/amazon would all get 401")
@@ -133,14 +126,9 @@ def _inventory(settings: Settings) -> str:
 
 def _inventory_ledger(name: str) -> Callable[[Settings], str]:
     def check(settings: Settings) -> str:
-        if name == "sap":
-            from primebridge.connectors.sap import build_sap_inventory
+        from primebridge.entrypoints.inventory_wiring import build_ledgers
 
-            ledger: Any = build_sap_inventory(settings.sap)
-        else:
-            from primebridge.connectors.netsuite import build_netsuite_inventory
-
-            ledger = build_netsuite_inventory(settings.netsuite)
+        ledger: Any = build_ledgers(settings, [name], audit=None, transports={})[name]
         try:
             return str(ledger.check())
         finally:

@@ -20,12 +20,13 @@ from primebridge.domain.inventory_rules import ALL_OMS, SkuMapping
 from primebridge.flows.amazon_to_oms.inventory_mapping import CatalogueDirectory, Retry, SkuResolver
 from primebridge.flows.amazon_to_oms.inventory_realtime import INVENTORY_CHANGED, InventoryRealtime
 from primebridge.flows.amazon_to_oms.inventory_reconciliation import FullReconciliation, ReconciliationBusy
-from primebridge.ports import InventoryLedger, InventorySource, ProductDirectory
+from primebridge.ports import InventoryLedger, ProductDirectory
 from primebridge.runtime.db import Database
 from primebridge.runtime.inventory_store import InventoryStore
 from primebridge.runtime.scheduler import Schedule
 
 if TYPE_CHECKING:
+    from primebridge.connectors.amazon import BwpGraphQLClient
     from primebridge.connectors.http import AuditSink
 
 log = structlog.get_logger(__name__)
@@ -114,19 +115,18 @@ def build_ledgers(settings: Settings, names: list[str], *, audit: AuditSink | No
     return ledgers
 
 
-def build_inventory(settings: Settings, db: Database, *, audit: AuditSink | None, amazon: object,
-                    transports: dict[str, httpx.BaseTransport | None],
-                    source: InventorySource | None = None) -> Inventory | None:
+def build_inventory(settings: Settings, db: Database, *, audit: AuditSink | None, bwp: BwpGraphQLClient,
+                    transports: dict[str, httpx.BaseTransport | None]) -> Inventory | None:
+    """``bwp``: the orders connector's Buy with Prime client, shared (one token) for product reads."""
     cfg = settings.inventory
     if not cfg.enabled:
         return None
-    ledgers = build_ledgers(settings, inventory_oms(settings), audit=audit, transports=transports)
-    if source is None:
-        from primebridge.connectors.spapi import build_inventory_source
+    from primebridge.connectors.spapi import build_inventory_source
 
-        source = build_inventory_source(settings.spapi, audit=audit, transport=transports.get("spapi"))
+    ledgers = build_ledgers(settings, inventory_oms(settings), audit=audit, transports=transports)
+    source = build_inventory_source(settings.spapi, audit=audit)
     mapping = load_mapping(settings)
-    directory = _directory(settings, amazon, audit, transports.get("amazon")) if cfg.use_products else None
+    directory = _directory(settings, bwp) if cfg.use_products else None
     store = InventoryStore(db)
     retry = Retry(cfg.retry_attempts)
     parallel = cfg.parallel
@@ -141,16 +141,12 @@ def build_inventory(settings: Settings, db: Database, *, audit: AuditSink | None
                      interval=cfg.full_sync_interval_seconds, handle_events=cfg.realtime)
 
 
-def _directory(settings: Settings, amazon: object, audit: AuditSink | None,
-               transport: httpx.BaseTransport | None) -> ProductDirectory | None:
-    """Buy with Prime's ``products`` and ``inventoryItem`` queries, when the service talks to Buy with
-    Prime (``amazon`` is the orders connector; a test's stand-in for it means no BwP to ask)."""
-    from primebridge.connectors.amazon import BwpOrders, build_bwp_products
+def _directory(settings: Settings, bwp: BwpGraphQLClient) -> ProductDirectory:
+    """Buy with Prime's ``products`` and ``inventoryItem`` queries."""
+    from primebridge.connectors.amazon import BwpProducts
     from primebridge.connectors.amazon.errors import NotFound
 
-    if not isinstance(amazon, BwpOrders):
-        return None
-    products = build_bwp_products(settings.amazon, audit=audit, transport=transport)
+    products = BwpProducts(bwp)
 
     def item_sku(inventory_item_id: str) -> str | None:
         try:

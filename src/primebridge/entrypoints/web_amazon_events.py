@@ -12,8 +12,6 @@ status is undocumented and every integration seen answers 200 (reference §3.5).
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -27,7 +25,7 @@ from starlette.routing import BaseRoute, Route
 
 from primebridge.domain.errors import Rejected
 from primebridge.domain.events import parse_event
-from primebridge.entrypoints.amazon_event_auth import EventCredentials, SignatureVerifier, Unauthorized
+from primebridge.entrypoints.amazon_event_auth import EventCredentials, SignatureVerifier, Unauthorized, _basic_pair
 from primebridge.runtime import events
 
 if TYPE_CHECKING:
@@ -55,9 +53,8 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _error(status: int, message: str, code: str | None = None, **headers: str) -> JSONResponse:
-    body = {"error": message} if code is None else {"error": message, "code": code}
-    return JSONResponse(body, status_code=status, headers=headers or None)
+def _error(status: int, message: str, code: str | None = None, **headers: str) -> Response:
+    return Response(_error_body(message, code), status, headers or None, media_type="application/json")
 
 
 _JSON_HEADERS = [(b"content-type", b"application/json")]
@@ -207,11 +204,7 @@ def routes(service: Service) -> list[BaseRoute]:
         client_id, client_secret = form.get("client_id", ""), form.get("client_secret", "")
         header = request.headers.get("authorization", "")
         if header[:6].lower() == "basic ":
-            try:
-                decoded = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8")
-            except (binascii.Error, UnicodeDecodeError, ValueError):
-                decoded = ""
-            client_id, _, client_secret = decoded.partition(":")
+            client_id, client_secret = _basic_pair(header) or ("", "")
         try:
             issued = credentials.issue(client_id, client_secret)
         except Unauthorized as exc:

@@ -12,26 +12,15 @@ import json
 import time
 from collections.abc import Mapping
 from decimal import Decimal
-from functools import cache
 from typing import Any
 
-from sqlalchemy import Executable, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import select
 
 from primebridge.ports import OrderLink, PackageRecord
-from primebridge.runtime.store import ORDER, SqlStore
+from primebridge.runtime.store import ORDER, SqlStore, xref_upsert
 from primebridge.runtime.tables import Xref
 
 PACKAGE, CANCELLATION = "package", "cancellation"
-
-
-@cache
-def _upsert(dialect: str) -> Executable:
-    statement = (pg_insert if dialect == "postgresql" else sqlite_insert)(Xref)
-    return statement.on_conflict_do_update(
-        index_elements=["kind", "oms", "oms_key"],
-        set_={name: statement.excluded[name] for name in ("amazon_key", "state", "detail", "updated_at")})
 
 
 def _package_key(oms_order_id: str, package_id: str) -> str:
@@ -104,7 +93,7 @@ class SqlPackageStore:
 
     def _upsert(self, row: dict[str, Any]) -> None:
         with self.db.statements() as connection:
-            connection.execute(_upsert(self.db.dialect), [{**row, "updated_at": time.time()}])
+            connection.execute(xref_upsert(self.db.dialect, False), [{**row, "updated_at": time.time()}])
 
 
 def _record(oms: str, detail: str | None) -> PackageRecord:

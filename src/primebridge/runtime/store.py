@@ -28,8 +28,9 @@ def order_key(oms: str, order_id: str) -> str:
 
 
 @cache
-def _upsert_statement(dialect: str, keep_detail: bool) -> Executable:
-    """Built once per dialect: SQLAlchemy then reuses its compiled form instead of compiling anew."""
+def xref_upsert(dialect: str, keep_detail: bool) -> Executable:
+    """INSERT ... ON CONFLICT DO UPDATE of an ``xrefs`` row (also the package store's). Built once per
+    dialect: SQLAlchemy then reuses its compiled form instead of compiling anew."""
     if dialect not in ("postgresql", "sqlite"):
         raise PermanentError(f"the store supports SQLite and PostgreSQL, not {dialect}")
     statement = (pg_insert if dialect == "postgresql" else sqlite_insert)(Xref)
@@ -77,9 +78,9 @@ class SqlStore:
         # worker's CPU. It is also safe against a concurrent insert of the same row (a worker that
         # lost its lease).
         with self.db.statements() as connection:
-            connection.execute(_upsert_statement(self.db.dialect, False), [order_row])
+            connection.execute(xref_upsert(self.db.dialect, False), [order_row])
             if line_rows:
-                connection.execute(_upsert_statement(self.db.dialect, True), line_rows)
+                connection.execute(xref_upsert(self.db.dialect, True), line_rows)
 
     def order_links(self, oms: str | None = None) -> list[OrderLink]:
         with self.db.transaction() as session:
